@@ -1,0 +1,61 @@
+/** `mpk modelfile generate DIR` */
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fsError, PackError } from '../../errors.js';
+import { generateModelfile } from '../../modelfile/generate.js';
+import { formatModelfile } from '../../modelfile/parse.js';
+import { strings, type CommandSpec } from '../context.js';
+
+export const modelfileGenerate: CommandSpec = {
+  name: 'modelfile',
+  usage: 'mpk modelfile generate DIR [-o FILE] [--include GLOB]... [--exclude GLOB]... [--name NAME] ...',
+  summary: 'Write a Modelfile listing the files of DIR by kind (config, model, code, doc), reading config.json\nfor family, architecture and precision. A .mpkignore file in DIR excludes files like .gitignore.',
+  help: [
+    '-o, --output FILE   write to FILE (default: standard output)',
+    '--overwrite         replace FILE if it exists',
+    '--include GLOB      include files the default rules skip (repeatable; ** allowed)',
+    '--exclude GLOB      leave files out (repeatable; wins over --include)',
+    '--name, --arch, --family, --format, --param-size, --precision, --quantization VALUE',
+    '                    set these fields instead of inferring them',
+  ],
+  options: {
+    output: { type: 'string', short: 'o' },
+    overwrite: { type: 'boolean' },
+    include: { type: 'string', multiple: true },
+    exclude: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    arch: { type: 'string' },
+    family: { type: 'string' },
+    format: { type: 'string' },
+    'param-size': { type: 'string' },
+    precision: { type: 'string' },
+    quantization: { type: 'string' },
+  },
+  args: [2, 2],
+  async run(ctx, v, [sub, dir]) {
+    if (sub !== 'generate') throw new PackError('USAGE', `mpk modelfile: unknown subcommand ${JSON.stringify(sub)}`, { hint: 'use: mpk modelfile generate DIR' });
+    const opt = (k: string) => (v[k] === undefined ? {} : { [k === 'param-size' ? 'paramSize' : k]: v[k] as string });
+    const { modelfile, warnings } = await generateModelfile(resolve(ctx.cwd, dir!), {
+      include: strings(v.include),
+      exclude: strings(v.exclude),
+      ...opt('name'), ...opt('arch'), ...opt('family'), ...opt('format'), ...opt('param-size'), ...opt('precision'), ...opt('quantization'),
+    });
+    warnings.forEach((w) => ctx.warn(w));
+    const text = formatModelfile(modelfile);
+    if (v.output === undefined || v.output === '-') {
+      ctx.stdout.write(text);
+    } else {
+      const path = resolve(ctx.cwd, v.output as string);
+      try {
+        await writeFile(path, text, { flag: v.overwrite ? 'w' : 'wx' });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new PackError('ALREADY_EXISTS', `${path}: already exists`, { hint: 'add --overwrite to replace it' });
+        }
+        throw fsError(e, path, 'cannot write');
+      }
+      if (!ctx.quiet) ctx.stderr.write(`Wrote ${path}\n`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,39 @@
+/** Exit codes: distinct for usage, not found, integrity and I/O errors (documented in README). */
+import type { ErrorCode } from '../errors.js';
+
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  NOT_FOUND: 3,
+  INTEGRITY: 4,
+  IO: 5,
+  UNSAFE: 6,
+  CONFLICT: 7,
+  INTERRUPTED: 130,
+} as const;
+
+const BY_CODE: Record<ErrorCode, number> = {
+  USAGE: EXIT.USAGE,
+  INVALID_REFERENCE: EXIT.USAGE,
+  INVALID_DIGEST: EXIT.USAGE,
+  MODELFILE_SYNTAX: EXIT.USAGE,
+  EMPTY_BUILD: EXIT.USAGE,
+  SIZE_EXCEEDS_LIMIT: EXIT.USAGE,
+  UNSUPPORTED: EXIT.USAGE,
+  NOT_FOUND: EXIT.NOT_FOUND,
+  DIGEST_MISMATCH: EXIT.INTEGRITY,
+  SIZE_MISMATCH: EXIT.INTEGRITY,
+  CORRUPT: EXIT.INTEGRITY,
+  INVALID_MANIFEST: EXIT.INTEGRITY,
+  INVALID_MEDIA_TYPE: EXIT.INTEGRITY,
+  UNSAFE_PATH: EXIT.UNSAFE,
+  ALREADY_EXISTS: EXIT.CONFLICT,
+  IO: EXIT.IO,
+  LOCKED: EXIT.IO,
+  ABORTED: EXIT.INTERRUPTED,
+};
+
+export function exitCodeFor(code: ErrorCode): number {
+  return BY_CODE[code] ?? EXIT.FAILURE;
+}

@@ -1,0 +1,120 @@
+/**
+ * The CLI in-process: `run(argv, io)` → exit code. Commands are loaded on demand, so
+ * `mpk --version` loads almost nothing. Errors print as one line with a hint.
+ */
+import { findPackError, PackError } from '../errors.js';
+import { helpText, parseCommand, type CommandSpec, type Ctx, type Io } from './context.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { VERSION } from '../version.js';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec> }> = {
+  build: { summary: 'Build a model from a directory (and a Modelfile) into the store', load: async () => (await import('./commands/build.js')).build },
+  modelfile: { summary: 'Generate a Modelfile from a model directory (modelfile generate DIR)', load: async () => (await import('./commands/modelfile.js')).modelfileGenerate },
+  ls: { summary: 'List the models in the store', load: async () => (await import('./commands/ls.js')).ls },
+  inspect: { summary: 'Show a model: manifest, config and files', load: async () => (await import('./commands/inspect.js')).inspect },
+  tag: { summary: 'Give a model another name', load: async () => (await import('./commands/tag.js')).tag },
+  rm: { summary: 'Remove model references (blobs go with prune)', load: async () => (await import('./commands/rm.js')).rm },
+  prune: { summary: 'Delete blobs that no model references', load: async () => (await import('./commands/prune.js')).prune },
+  verify: { summary: 'Rehash stored blobs and report corruption', load: async () => (await import('./commands/verify.js')).verify },
+  extract: { summary: "Restore a model's files into a directory", load: async () => (await import('./commands/extract.js')).extract },
+};
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);
+  return `mpk ${VERSION}: package AI models as OCI artifacts (CNCF ModelPack)
+
+Usage: mpk [--store DIR] COMMAND [OPTIONS]
+
+Commands:
+${lines.join('\n')}
+
+Global options:
+  --store DIR    the local store (default $MPK_HOME, else ~/.mpk)
+  -q, --quiet    no progress, only essential output
+  -h, --help     help for mpk or a command
+  -v, --version  print the version
+
+Run 'mpk COMMAND --help' for a command's options.
+`;
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const args = [...argv];
+  let storeRoot: string | undefined;
+  let quiet = false;
+  // Global flags before the command.
+  while (args.length > 0 && args[0]!.startsWith('-')) {
+    const a = args.shift()!;
+    if (a === '--version' || a === '-v') {
+      io.stdout.write(`mpk ${VERSION}\n`);
+      return EXIT.OK;
+    }
+    if (a === '--help' || a === '-h') {
+      io.stdout.write(mainHelp());
+      return EXIT.OK;
+    }
+    if (a === '-q' || a === '--quiet') quiet = true;
+    else if (a === '--store' && args.length > 0) storeRoot = args.shift();
+    else if (a.startsWith('--store=')) storeRoot = a.slice('--store='.length);
+    else return usageError(io, `unknown global option ${a}`, "see 'mpk --help'");
+  }
+  const name = args.shift();
+  if (!name || name === 'help') {
+    io.stdout.write(mainHelp());
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  if (name === 'version') {
+    io.stdout.write(`mpk ${VERSION}\n`);
+    return EXIT.OK;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) return usageError(io, `unknown command ${JSON.stringify(name)}`, `commands: ${Object.keys(COMMANDS).join(', ')}`);
+  const spec = await entry.load();
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(helpText(spec));
+    return EXIT.OK;
+  }
+  const color = !io.env.NO_COLOR && !!io.stdout.isTTY;
+  const ctx: Ctx = {
+    ...io,
+    quiet,
+    color,
+    storeRoot: storeRoot ?? (io.env.MPK_HOME || undefined),
+    progress: !quiet && !!io.stderr.isTTY,
+    warn: (msg) => void io.stderr.write(`mpk: warning: ${msg}\n`),
+  };
+  try {
+    const { values, positionals } = parseCommand(spec, args);
+    if (values.quiet) {
+      ctx.quiet = true;
+      ctx.progress = false;
+    }
+    return await spec.run(ctx, values, positionals);
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+function usageError(io: Io, message: string, hint: string): number {
+  io.stderr.write(`mpk: ${message}. Hint: ${hint}\n`);
+  return EXIT.USAGE;
+}
+
+/** One line: `mpk: <message>. Hint: <hint>`; the exit code follows the error code. */
+export function reportError(io: Io, e: unknown): number {
+  const pe = findPackError(e);
+  if (io.signal?.aborted) {
+    io.stderr.write('mpk: interrupted\n');
+    return EXIT.INTERRUPTED;
+  }
+  if (!pe) {
+    io.stderr.write(`mpk: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT.FAILURE;
+  }
+  const msg = pe.message.replace(/\s+/g, ' ').replace(/\.$/, '');
+  io.stderr.write(`mpk: ${msg}${pe.hint ? `. Hint: ${pe.hint}` : ''}\n`);
+  return exitCodeFor(pe.code);
+}
+
+export { PackError };

@@ -1,0 +1,21 @@
+/** mpk's public library surface: named re-exports only. */
+export * from './errors.js';
+export * from './oci/media-types.js';
+export * from './oci/digest.js';
+export * from './oci/descriptor.js';
+export * from './oci/manifest.js';
+export * from './oci/reference.js';
+export { canonicalJson, canonicalJsonBytes } from './oci/canonical-json.js';
+export type * from './content/storage.js';
+export { LocalStore, defaultStoreRoot, type StoreEntry } from './store/store.js';
+export { prune, type PruneOptions, type PruneResult } from './store/prune.js';
+export { verifyStore, type VerifyResult, type VerifyProblem } from './store/verify.js';
+export { buildModel, type BuildOptions, type BuildResult, type BuildProgress } from './build/build-model.js';
+export { packModel } from './build/pack.js';
+export { buildModelConfig, parseModelConfig, type ModelConfig } from './modelpack/config.js';
+export { modelView, manifestFamily, type ModelView, type ModelFile, type FileMetadata } from './modelpack/model-view.js';
+export { inspectModel, listModels, type ModelSummary, type ModelDetails } from './modelpack/inspect.js';
+export * from './modelfile/index.js';
+export { extractModel, type ExtractOptions, type ExtractResult } from './extract/extract.js';
+export { run } from './cli/run.js';
+export { VERSION } from './version.js';
