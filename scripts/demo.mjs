@@ -44,7 +44,7 @@ try {
 
   step('2. Generate a Modelfile from the directory');
   mpk('modelfile', 'generate', model, '-o', join(model, 'Modelfile'));
-  writeFileSync(join(model, 'Modelfile'), readFileSync(join(model, 'Modelfile'), 'utf8') + 'DATASET data/eval.jsonl\n');
+  writeFileSync(join(model, 'Modelfile'), readFileSync(join(model, 'Modelfile'), 'utf8').replace('CONFIG data/eval.jsonl', 'DATASET data/eval.jsonl'));
   process.stdout.write(readFileSync(join(model, 'Modelfile'), 'utf8'));
 
   step('3. Build it into the local store (then again: nothing is reread)');

@@ -52,6 +52,7 @@ test('build writes a ModelPack artifact that validates against the OCI and Model
   assert.equal(config.descriptor.name, 'm');
   assert.equal(config.config.precision, 'bfloat16');
   assert.equal(config.config.architecture, 'transformer');
+  assert.equal(config.config.format, 'safetensors', 'inferred from the weight files');
   assert.equal(config.descriptor.createdAt, undefined);
   assert.equal(r.files, manifest.layers.length);
 });
@@ -71,7 +72,7 @@ test('determinism: same content under other mtimes, directories, modes and store
   const two = await build(t, b);
   assert.equal(one.r.manifest.digest, two.r.manifest.digest);
   // A Modelfile that lists the same files in another order gives the same artifact too.
-  const mf = parseModelfile('NAME m\nFAMILY llama\nARCH transformer\nPRECISION bfloat16\nDOC README.md\nCODE modeling.py\nMODEL *.safetensors\nCONFIG **/*.json*\n');
+  const mf = parseModelfile('NAME m\nFAMILY llama\nARCH transformer\nFORMAT safetensors\nPRECISION bfloat16\nDOC README.md\nCODE modeling.py\nMODEL *.safetensors\nCONFIG **/*.json*\n');
   const three = await build(t, b, { modelfile: mf });
   assert.equal(three.r.manifest.digest, one.r.manifest.digest);
   // ...but a changed byte does not.

@@ -19,6 +19,7 @@ import type { LocalStore } from '../store/store.js';
 import { DigestCache } from './digest-cache.js';
 import { IngestPool } from './ingest-pool.js';
 import { fileMetadata, layerDescriptor } from './layers.js';
+import { mapBounded } from '../internal/map-bounded.js';
 import { packModel, type Packed } from './pack.js';
 
 export interface BuildProgress {
@@ -169,26 +170,6 @@ function checkManifestSize(planned: Planned[], family: ModelFamily, opts: BuildO
       { hint: 'archive the many small files into one (e.g. tar cf data.tar data/) and list the archive as DATASET' },
     );
   }
-}
-
-/** Maps with at most `limit` calls in flight; keeps input order. */
-async function mapBounded<T, R>(items: T[], fn: (t: T) => Promise<R>, limit: number): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
-  return out;
 }
 
 function throttle(fn: () => void, ms: number): (() => void) & { flush(): void } {

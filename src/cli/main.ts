@@ -2,7 +2,6 @@
  * The bin entry: the only module that touches `process`. SIGINT/SIGTERM abort the running command
  * (temp files are removed, nothing half-written becomes visible), a second signal exits at once.
  */
-import { readFile } from 'node:fs/promises';
 import { run } from './run.js';
 
 export async function main(): Promise<void> {
@@ -20,7 +19,13 @@ export async function main(): Promise<void> {
     env: process.env,
     cwd: process.cwd(),
     signal: ac.signal,
-    readStdin: () => readFile(0, 'utf8'),
+    readStdin: readStdin,
   });
   process.exitCode = code;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -59,7 +59,7 @@ test('end to end: generate, build, ls, inspect, tag, extract byte for byte, veri
   assert.equal(insp.files.length, Object.keys(files).length);
   const human = (await mpk(env, dir, 'inspect', 'models/demo:v1')).stdout;
   assert.match(human, /Family:\s+llama/);
-  assert.match(human, /weight\s+292\.\d KiB\s+sha256:\w+\s+model\.safetensors/);
+  assert.match(human, /weight\s+293\.0 KiB\s+sha256:\w+\s+model\.safetensors/);
 
   assert.equal((await mpk(env, dir, 'tag', 'models/demo:v1', 'models/demo:latest')).code, 0);
   const ex = await mpk(env, dir, 'extract', 'models/demo:latest', out);

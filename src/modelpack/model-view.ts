@@ -67,7 +67,7 @@ export function modelView(m: Manifest): ModelView {
     const a = layer.annotations ?? {};
     const raw = a[filepathAnnotation('cncf')] ?? a[filepathAnnotation('cnai')] ?? a[ANNOTATION_TITLE];
     const path = raw === undefined ? layer.digest.replace(':', '-') : safeRelativePath(raw, `layer ${i} (${layer.digest})`);
-    if (seen.has(path) && parsed?.encoding !== 'tar' && !parsed?.encoding.startsWith('tar')) {
+    if (seen.has(path) && parsed?.encoding === 'raw') {
       throw new PackError('INVALID_MANIFEST', `layer ${i} (${layer.digest}): path ${path} appears twice`, {
         hint: 'the artifact is malformed: two layers claim the same file',
       });

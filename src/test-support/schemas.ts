@@ -10,7 +10,7 @@ import type { ValidateFunction } from 'ajv';
 
 const require = createRequire(import.meta.url);
 const Ajv04 = require('ajv-draft-04') as typeof import('ajv-draft-04').default;
-const Ajv2020 = require('ajv/dist/2020') as typeof import('ajv/dist/2020').default;
+const Ajv2020 = require('ajv/dist/2020') as typeof import('ajv/dist/2020.js').default;
 const addFormats = require('ajv-formats') as typeof import('ajv-formats').default;
 
 const SPEC = new URL('../../spec/', import.meta.url).pathname;

@@ -5,6 +5,7 @@ import { extractModel } from '../../extract/extract.js';
 import { LAYER_KINDS, type LayerKind } from '../../oci/media-types.js';
 import { strings, type CommandSpec } from '../context.js';
 import { humanBytes } from '../format.js';
+import { ProgressBar } from '../progress.js';
 import { withStore } from '../store.js';
 
 const TYPE_NAMES: Record<string, LayerKind> = { weight: 'weight', model: 'weight', config: 'config', code: 'code', doc: 'doc', dataset: 'dataset' };
@@ -36,6 +37,7 @@ export const extract: CommandSpec = {
       if (!k) throw new PackError('USAGE', `--type ${JSON.stringify(t)}: unknown kind`, { hint: `use one of ${LAYER_KINDS.join(', ')}` });
       return k;
     });
+    const bar = new ProgressBar(ctx.stderr, 'extracting', ctx.progress);
     const r = await withStore(ctx, (s) =>
       extractModel(s, ref!, resolve(ctx.cwd, dir!), {
         ...(types.length ? { types } : {}),
@@ -43,13 +45,16 @@ export const extract: CommandSpec = {
         link: !!v.link,
         overwrite: !!v.overwrite,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
       }),
-    );
+    ).finally(() => bar.done());
     r.warnings?.forEach((w) => ctx.warn(w));
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else if (!ctx.quiet) {
       const linked = r.files.filter((f) => f.linked).length;
-      ctx.stdout.write(`Extracted ${r.files.length} files, ${humanBytes(r.bytes)} to ${dir}${linked ? ` (${linked} linked)` : ''}\n`);
+      const same = r.files.filter((f) => f.unchanged).length;
+      const notes = [linked ? `${linked} linked` : '', same ? `${same} already up to date` : ''].filter(Boolean).join(', ');
+      ctx.stdout.write(`Extracted ${r.files.length} files, ${humanBytes(r.bytes)} to ${dir}${notes ? ` (${notes})` : ''}\n`);
     }
     return 0;
   },
