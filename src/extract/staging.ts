@@ -6,7 +6,7 @@
  * artifact can write outside the target, whatever links the directory already holds.
  */
 import { lstat, mkdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { PackError, fsError } from '../errors.js';
 
 export class Staging {
@@ -16,13 +16,19 @@ export class Staging {
   private readonly staged = new Map<string, string>();
   private seq = 0;
 
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    /** The target directory and those above it that open() made, deepest first. */
+    private readonly madeRoot: string[],
+  ) {}
 
   /** Creates the target directory if needed (the user named it, so links to it are fine). */
   static async open(dir: string): Promise<Staging> {
     try {
-      await mkdir(dir, { recursive: true });
-      return new Staging(await realpath(dir));
+      const first = await mkdir(dir, { recursive: true });
+      const made: string[] = [];
+      if (first !== undefined) for (let d = resolve(dir); d.length >= first.length; d = dirname(d)) made.push(d);
+      return new Staging(await realpath(dir), made);
     } catch (e) {
       throw fsError(e, dir, 'cannot create target directory');
     }
@@ -94,7 +100,7 @@ export class Staging {
   async abort(): Promise<void> {
     await Promise.all([...this.staged.values()].map((t) => unlink(t).catch(() => undefined)));
     this.staged.clear();
-    for (const d of this.created.reverse()) await rmdir(d).catch(() => undefined);
+    for (const d of [...this.created.reverse(), ...this.madeRoot]) await rmdir(d).catch(() => undefined);
     this.created.length = 0;
   }
 }

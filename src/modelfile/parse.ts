@@ -100,13 +100,13 @@ function example(keyword: string): string {
   return ex[keyword] ?? 'VALUE';
 }
 
-/** The keyword nearest by edit distance (at most 2 edits), for "did you mean". */
+/** The keyword nearest by edit distance, for "did you mean": one edit, or two in a long word. */
 function closestKeyword(word: string): string | undefined {
   let best: string | undefined;
-  let bestD = 3;
+  let bestD = word.length >= 5 ? 3 : 2;
   for (const k of KEYWORDS) {
     const d = distance(word, k);
-    if (d < bestD || (k.startsWith(word) && word.length >= 3 && bestD > 1)) [best, bestD] = [k, Math.min(d, bestD)];
+    if (d < bestD) [best, bestD] = [k, d];
   }
   return best;
 }

@@ -1,6 +1,6 @@
 /**
  * Lists the files under a directory in byte order of their relative POSIX paths. Symbolic links
- * are followed while they stay inside the root (cycles are cut); a link that leads outside is
+ * are followed while they stay inside the root (cycles are cut), as `find -L` does; a link that leads outside is
  * reported, never followed, so callers can refuse it by name.
  */
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
@@ -37,14 +37,15 @@ export async function walkFiles(root: string, opts: WalkOptions = {}): Promise<W
     throw fsError(e, root, 'cannot read directory');
   });
   const out: WalkEntry[] = [];
-  const visited = new Set<string>();
-  const visit = async (rel: string): Promise<void> => {
+  // Real paths of the directories above the one being listed: a link back to one of them is a
+  // cycle and is cut. A directory reached by two paths (a link beside it) is listed under both.
+  const visit = async (rel: string, ancestors: ReadonlySet<string>): Promise<void> => {
     const abs = rel === '' ? root : join(root, ...rel.split('/'));
     const real = await realpath(abs).catch((e) => {
       throw fsError(e, abs, 'cannot read directory');
     });
-    if (visited.has(real)) return; // a link back to a directory already listed
-    visited.add(real);
+    if (ancestors.has(real)) return;
+    const above = new Set(ancestors).add(real);
     let names: string[];
     try {
       names = (await readdir(abs)).sort(byteOrder);
@@ -70,14 +71,14 @@ export async function walkFiles(root: string, opts: WalkOptions = {}): Promise<W
         st = await stat(childAbs);
       }
       if (st.isDirectory()) {
-        if (!opts.pruneDir?.(childRel, name)) await visit(childRel);
+        if (!opts.pruneDir?.(childRel, name)) await visit(childRel, above);
       } else if (st.isFile()) {
         if (!opts.skipFile?.(childRel, name)) out.push({ path: childRel, absPath: childAbs });
       } // sockets, fifos and devices are not model files
     }
   };
   const start = opts.start ?? '';
-  await visit(start);
+  await visit(start, new Set());
   return out.sort((a, b) => byteOrder(a.path, b.path));
 }
 
