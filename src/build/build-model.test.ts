@@ -155,14 +155,69 @@ test('an empty build, a missing file and a dangling symlink are refused clearly'
   await assert.rejects(build(t, dir, { reference: 'Bad Ref' }), (e: unknown) => hasErrorCode(e, 'INVALID_REFERENCE'));
 });
 
-test('a model whose manifest would pass 4 MiB is refused before any file is read', async (t) => {
+test('past 4 MiB of manifest, small files are grouped into deterministic tar layers; extract restores them', async (t) => {
+  const dir = await tempDir(t);
+  const files: Record<string, string> = { 'model.safetensors': 'w'.repeat(1000), 'top-level.json': '{}' };
+  for (let i = 0; i < 9000; i++) files[`shards/a-rather-long-directory-name/and-a-long-file-name-${String(i).padStart(6, '0')}.parquet`] = `row ${i}`;
+  for (let i = 0; i < 50; i++) files[`shards/few/f${i}.parquet`] = `few ${i}`;
+  await writeTree(dir, files);
+  const warnings: string[] = [];
+  const mf = parseModelfile('MODEL model.safetensors\nCONFIG top-level.json\nDATASET shards/**\n');
+  const one = await build(t, dir, { modelfile: mf, onWarning: (w) => warnings.push(w) });
+  assert.match(warnings.join('\n'), /9000 small files in 1 directories packed as tar layers/);
+  const layers = one.manifest.layers as Array<{ mediaType: string; size: number; annotations: Record<string, string> }>;
+  assert.deepEqual(
+    layers.map((l) => [l.mediaType.split('.').slice(-3).join('.'), l.annotations['org.cncf.model.filepath']]).slice(0, 4),
+    [['config.v1.raw', 'top-level.json'], ['weight.v1.raw', 'model.safetensors'], ['dataset.v1.tar', 'shards/a-rather-long-directory-name'], ['dataset.v1.raw', 'shards/few/f0.parquet']],
+    'only the directory that saves most is grouped; the rest stay one layer per file',
+  );
+  assert.equal(layers.length, 3 + 50);
+  assertValid(validators().manifest, one.manifest, 'manifest');
+  // Deterministic: another copy under other mtimes gives the same digest.
+  const copy = join(await tempDir(t), 'copy');
+  await cp(dir, copy, { recursive: true });
+  await utimes(join(copy, 'shards/a-rather-long-directory-name/and-a-long-file-name-000007.parquet'), new Date('2002-01-01'), new Date('2002-01-01'));
+  assert.equal((await build(t, copy, { modelfile: mf })).r.manifest.digest, one.r.manifest.digest);
+  // extract restores every file from the tar layer.
+  const { extractModel } = await import('../extract/extract.js');
+  const store = await LocalStore.open(await tempDir(t));
+  t.after(() => store.close());
+  await buildModel(store, { contextDir: dir, reference: 'big:1', modelfile: mf });
+  const out = await tempDir(t);
+  const r = await extractModel(store, 'big:1', out);
+  assert.equal(r.files.length, 2 + 9000 + 50);
+  assert.equal(await readFile(join(out, 'shards/a-rather-long-directory-name/and-a-long-file-name-001234.parquet'), 'utf8'), 'row 1234');
+});
+
+test('a manifest that would pass 4 MiB even grouped is refused before any file is read', async (t) => {
   const dir = await tempDir(t);
   const files: Record<string, string> = {};
-  for (let i = 0; i < 9000; i++) files[`shards/a-rather-long-directory-name/and-a-long-file-name-${String(i).padStart(6, '0')}.parquet`] = '';
+  for (let i = 0; i < 9000; i++) files[`and-a-rather-long-file-name-at-the-top-of-the-model-${String(i).padStart(6, '0')}.parquet`] = '';
   await writeTree(dir, files);
   const store = await LocalStore.open(await tempDir(t));
   t.after(() => store.close());
-  await assert.rejects(buildModel(store, { contextDir: dir, reference: 'big:1', modelfile: parseModelfile('DATASET shards/**\n') }), (e: unknown) => hasErrorCode(e, 'SIZE_EXCEEDS_LIMIT') && /4 MiB/.test((e as Error).message));
+  await assert.rejects(buildModel(store, { contextDir: dir, reference: 'big:1', modelfile: parseModelfile('DATASET *.parquet\n') }), (e: unknown) => hasErrorCode(e, 'SIZE_EXCEEDS_LIMIT') && /4 MiB/.test((e as Error).message));
   const { readdir } = await import('node:fs/promises');
-  assert.deepEqual(await readdir(join(store.root, 'blobs', 'sha256')), []);
+  assert.deepEqual(await readdir(join(store.root, 'blobs', 'sha256')).catch(() => []), []);
+});
+
+test('--group-small-files packs each directory of small files into one tar layer; weights stay raw', async (t) => {
+  const dir = await tempDir(t);
+  await makeModelDir(dir);
+  await writeTree(dir, { 'data/b.jsonl': '{"text":"b"}\n', 'data/sub/c.jsonl': 'c\n', 'data/sub/d.jsonl': 'd\n' });
+  const mf = parseModelfile('MODEL model.safetensors\nCONFIG config.json\nDATASET data/**\n');
+  const { manifest, store } = await build(t, dir, { modelfile: mf, groupSmallFiles: true });
+  const layers = manifest.layers as Array<{ mediaType: string; annotations: Record<string, string> }>;
+  assert.deepEqual(
+    layers.map((l) => [l.mediaType.replace('application/vnd.cncf.model.', ''), l.annotations['org.cncf.model.filepath']]),
+    [['weight.config.v1.raw', 'config.json'], ['weight.v1.raw', 'model.safetensors'], ['dataset.v1.tar', 'data'], ['dataset.v1.tar', 'data/sub']],
+  );
+  assert.equal(JSON.parse(layers[2]!.annotations['org.cncf.model.file.metadata+json']!).typeflag, 53);
+  const { extractModel } = await import('../extract/extract.js');
+  const again = await LocalStore.open(store.root);
+  t.after(() => again.close());
+  const out = await tempDir(t);
+  const r = await extractModel(again, 'models/m:v1', out);
+  assert.deepEqual(r.files.map((f) => f.path).sort(), ['config.json', 'data/b.jsonl', 'data/sub/c.jsonl', 'data/sub/d.jsonl', 'data/train.jsonl', 'model.safetensors']);
+  assert.equal(await readFile(join(out, 'data/sub/d.jsonl'), 'utf8'), 'd\n');
 });

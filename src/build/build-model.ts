@@ -8,19 +8,18 @@ import type { BigIntStats } from 'node:fs';
 import { basename } from 'node:path';
 import { PackError, fsError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import type { ModelFamily } from '../oci/media-types.js';
-import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
-import { canonicalJsonBytes } from '../oci/canonical-json.js';
+import { LAYER_KINDS, filepathAnnotation, parseLayerMediaType, type LayerKind, type ModelFamily } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
 import type { Modelfile, ResolvedFile } from '../modelfile/types.js';
 import { generateModelfile } from '../modelfile/generate.js';
 import { resolvePatterns } from '../modelfile/resolve.js';
 import type { LocalStore } from '../store/store.js';
 import { DigestCache } from './digest-cache.js';
-import { IngestPool } from './ingest-pool.js';
+import { IngestPool, type BatchItem } from './ingest-pool.js';
 import { fileMetadata, layerDescriptor } from './layers.js';
 import { mapBounded } from '../internal/map-bounded.js';
 import { packModel, type Packed } from './pack.js';
+import { SMALL_FILE, groupMetadata, planLayers, writeTarGroup, type TarGroup } from './tar-group.js';
 
 export interface BuildProgress {
   filesDone: number;
@@ -48,6 +47,8 @@ export interface BuildOptions {
   concurrency?: number;
   /** Skip the digest cache and read every file. */
   noCache?: boolean;
+  /** Pack files under 1 MiB into one tar layer per directory and kind (see tar-group.ts). */
+  groupSmallFiles?: boolean;
   onProgress?: (p: BuildProgress) => void;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
@@ -80,7 +81,16 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
   const files = await resolvePatterns(mf, opts.contextDir);
   const planned = await Promise.all(files.map(async (file): Promise<Planned> => ({ file, stats: await statFile(file.absPath) })));
   const bytesTotal = planned.reduce((n, p) => n + Number(p.stats.size), 0);
-  checkManifestSize(planned, family, opts);
+  const plan = planLayers(
+    planned.map((p) => ({ ...p.file, stats: p.stats })),
+    family,
+    !!opts.keepFileMetadata,
+    !!opts.groupSmallFiles,
+  );
+  if (plan.groups.length && !opts.groupSmallFiles) {
+    const n = plan.groups.reduce((a, g) => a + g.files.length, 0);
+    opts.onWarning?.(`${n} small files in ${plan.groups.length} directories packed as tar layers: one layer per file would make a manifest over the 4 MiB registries accept`);
+  }
 
   const progress: BuildProgress = { filesDone: 0, filesTotal: planned.length, bytesDone: 0, bytesTotal, bytesSkipped: 0 };
   const report = throttle(() => opts.onProgress?.({ ...progress }), 100);
@@ -117,8 +127,50 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     report();
     return layerDescriptor({ kind: p.file.kind, path: p.file.path, digest, size, metadata: fileMetadata(p.file.path, p.stats, !!opts.keepFileMetadata) }, family);
   };
+  const ingestGroup = async (g: TarGroup): Promise<Descriptor> => {
+    const tmp = await store.blobs.tempPath();
+    try {
+      const r = await writeTarGroup(g, tmp, (n) => {
+        progress.bytesDone += n;
+        progress.filesDone++;
+        report();
+      }, opts.signal);
+      await store.blobs.commit(tmp, r.digest);
+      filesRead += g.files.length;
+      return layerDescriptor({ kind: g.kind, path: g.dir, digest: r.digest, size: r.size, metadata: groupMetadata(g.dir), encoding: 'tar' }, family);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+  };
+  const target = await store.blobs.writerPaths();
+  const ingestBatch = async (batch: Planned[]): Promise<Descriptor[]> => {
+    opts.signal?.throwIfAborted();
+    const items = batch.map((p): BatchItem => {
+      const cached = opts.noCache ? undefined : cache.get(p.file.absPath, p.stats);
+      return { src: p.file.absPath, size: Number(p.stats.size), ...(cached ? { cached } : {}) };
+    });
+    const results = await pool.ingestBatch(items, target);
+    return results.map((r, i) => {
+      const p = batch[i]!;
+      if (r.read) {
+        filesRead++;
+        progress.bytesDone += r.size;
+        cache.set(p.file.absPath, p.stats, r.digest);
+      } else {
+        progress.bytesSkipped += r.size;
+      }
+      progress.filesDone++;
+      report();
+      return layerDescriptor({ kind: p.file.kind, path: p.file.path, digest: r.digest, size: r.size, metadata: fileMetadata(p.file.path, p.stats, !!opts.keepFileMetadata) }, family);
+    });
+  };
+  const singles = new Set(plan.singles.map((f) => f.absPath));
+  const work: Array<Planned | Planned[] | TarGroup> = [...plan.groups, ...batches(planned.filter((p) => singles.has(p.file.absPath)))];
+  const ingest = async (w: Planned | Planned[] | TarGroup): Promise<Descriptor[]> =>
+    Array.isArray(w) ? ingestBatch(w) : 'dir' in w ? [await ingestGroup(w)] : [await ingestOne(w)];
   try {
-    const layers = await mapBounded(planned, ingestOne, Math.max(2, (opts.concurrency ?? 4) * 2));
+    const layers = sortLayers((await mapBounded(work, ingest, Math.max(2, (opts.concurrency ?? 4) * 2))).flat(), family);
     await cache.save().catch((e) => opts.onWarning?.(`digest cache not saved: ${(e as Error).message}`));
     report.flush();
     const packed = await packModel(store, { layers, mediaTypes: family, ...modelMeta(mf), createdAt: opts.createdAt });
@@ -152,24 +204,35 @@ async function statFile(path: string): Promise<BigIntStats> {
   }
 }
 
-/**
- * The manifest's exact size is known before any file is read (digests have a fixed length), so a
- * model whose manifest registries would refuse fails at once, not after hashing every file.
- */
-function checkManifestSize(planned: Planned[], family: ModelFamily, opts: BuildOptions): void {
-  const placeholder = `sha256:${'0'.repeat(64)}`;
-  let total = 600; // config descriptor, artifactType, annotations
+/** Files under 1 MiB go to the workers in batches (up to 256 files, 16 MiB); larger ones one by one, largest first. */
+function batches(planned: Planned[]): Array<Planned | Planned[]> {
+  const large = planned.filter((p) => p.stats.size >= SMALL_FILE).sort((a, b) => Number(b.stats.size - a.stats.size));
+  const out: Array<Planned | Planned[]> = [...large];
+  let cur: Planned[] = [];
+  let bytes = 0;
   for (const p of planned) {
-    const md = fileMetadata(p.file.path, p.stats, !!opts.keepFileMetadata);
-    total += canonicalJsonBytes(layerDescriptor({ kind: p.file.kind, path: p.file.path, digest: placeholder, size: Number(p.stats.size), metadata: md }, family)).length + 1;
+    if (p.stats.size >= SMALL_FILE) continue;
+    if (cur.length >= 256 || bytes + Number(p.stats.size) > 16 * 1024 * 1024) {
+      out.push(cur);
+      [cur, bytes] = [[], 0];
+    }
+    cur.push(p);
+    bytes += Number(p.stats.size);
   }
-  if (total > MAX_MANIFEST_BYTES) {
-    throw new PackError(
-      'SIZE_EXCEEDS_LIMIT',
-      `${planned.length} files make a ${(total / 1048576).toFixed(1)} MiB manifest; registries accept at most 4 MiB`,
-      { hint: 'archive the many small files into one (e.g. tar cf data.tar data/) and list the archive as DATASET' },
-    );
-  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/** Layers by kind (config, weight, code, doc, dataset) then by path, tar groups among the files. */
+function sortLayers(layers: Descriptor[], family: ModelFamily): Descriptor[] {
+  const key = (d: Descriptor): [number, string] => {
+    const kind = parseLayerMediaType(d.mediaType)?.kind ?? 'dataset';
+    return [LAYER_KINDS.indexOf(kind as LayerKind), d.annotations?.[filepathAnnotation(family)] ?? ''];
+  };
+  return layers
+    .map((d) => ({ d, k: key(d) }))
+    .sort((a, b) => a.k[0] - b.k[0] || (a.k[1] < b.k[1] ? -1 : a.k[1] > b.k[1] ? 1 : 0))
+    .map((x) => x.d);
 }
 
 function throttle(fn: () => void, ms: number): (() => void) & { flush(): void } {

@@ -16,7 +16,53 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const buf = Buffer.allocUnsafe(1 << 20);
 const REPORT_EVERY = 16 << 20;
+const blobExists = (p, size) => { try { return fs.statSync(p).size === size; } catch { return false; } };
+// Small files in one message: read whole, hash, record every digest in the writer's lease, then
+// write the blobs that are missing (read-only, under a temp name, renamed into place).
+function batch(job) {
+  const out = [];
+  const held = [];
+  for (const f of job.batch) {
+    if (f.cached) held.push(f.cached);
+  }
+  if (held.length) fs.appendFileSync(job.lease, held.join('\\n') + '\\n');
+  for (const f of job.batch) {
+    if (f.cached && blobExists(job.blobs + '/' + f.cached.slice(7), f.size)) { out.push({ digest: f.cached, size: f.size, read: false }); continue; }
+    const fd = fs.openSync(f.src, 'r');
+    let data;
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
+      data = Buffer.allocUnsafe(st.size + 1);
+      let n = 0;
+      for (let r; (r = fs.readSync(fd, data, n, data.length - n, null)) > 0; ) n += r;
+      const after = fs.fstatSync(fd);
+      if (n !== st.size || after.size !== st.size || after.mtimeMs !== st.mtimeMs) throw Object.assign(new Error('file changed while it was read'), { code: 'ECHANGED', path: f.src });
+      data = data.subarray(0, n);
+    } catch (e) { e.path = f.src; throw e; } finally { fs.closeSync(fd); }
+    out.push({ digest: 'sha256:' + crypto.createHash('sha256').update(data).digest('hex'), size: data.length, read: true, data });
+  }
+  const fresh = out.filter((r) => r.read);
+  if (fresh.length) fs.appendFileSync(job.lease, fresh.map((r) => r.digest).join('\\n') + '\\n');
+  for (const r of fresh) {
+    const dest = job.blobs + '/' + r.digest.slice(7);
+    if (!blobExists(dest, r.size)) {
+      const tmp = job.ingest + '/' + process.pid + '-b' + job.id + '-' + Math.random().toString(36).slice(2);
+      try {
+        fs.writeFileSync(tmp, r.data, { mode: 0o444, flag: 'wx' });
+        try { fs.renameSync(tmp, dest); } catch (e) { if (e.code !== 'ENOENT') throw e; fs.mkdirSync(job.blobs, { recursive: true }); fs.renameSync(tmp, dest); }
+      } catch (e) { try { fs.unlinkSync(tmp); } catch {} throw e; }
+    }
+    delete r.data;
+  }
+  return out;
+}
 parentPort.on('message', (job) => {
+  if (job.batch) {
+    try { parentPort.postMessage({ id: job.id, results: batch(job) }); }
+    catch (e) { parentPort.postMessage({ id: job.id, error: { code: e && e.code, message: String(e && e.message || e), path: e && e.path } }); }
+    return;
+  }
   let fin, fout;
   try {
     fin = fs.openSync(job.src, 'r');
@@ -51,12 +97,33 @@ export interface IngestResult {
   size: number;
 }
 
+export interface BatchItem {
+  src: string;
+  size: number;
+  /** A digest the cache remembers: the file is not read if that blob is in the store. */
+  cached?: string;
+}
+
+export interface BatchResult extends IngestResult {
+  /** False when the cached digest's blob was there and the file was not read. */
+  read: boolean;
+}
+
+/** Where a batch puts its blobs: the store's ingest dir, its blobs/sha256 dir, and the writer's lease file. */
+export interface BatchTarget {
+  ingest: string;
+  blobs: string;
+  lease: string;
+}
+
 interface Job {
   id: number;
   src: string;
-  dst: string;
+  dst?: string;
+  batch?: BatchItem[];
+  target?: BatchTarget;
   onProgress?: (bytes: number) => void;
-  resolve: (r: IngestResult) => void;
+  resolve: (r: never) => void;
   reject: (e: unknown) => void;
 }
 
@@ -76,9 +143,20 @@ export class IngestPool {
   /** Copies src to dst (which must not exist) and returns the sha256 digest and size of what was read. */
   ingest(src: string, dst: string, onProgress?: (bytes: number) => void): Promise<IngestResult> {
     return new Promise((resolve, reject) => {
-      const job: Job = { id: this.nextId++, src, dst, resolve, reject };
+      const job: Job = { id: this.nextId++, src, dst, resolve: resolve as (r: never) => void, reject };
       if (onProgress) job.onProgress = onProgress;
       this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /**
+   * Stores many small files in one round trip to a worker (per-file messages and thread hops
+   * cost more than hashing a few KiB). Every digest is in the lease before its blob appears.
+   */
+  ingestBatch(batch: BatchItem[], target: BatchTarget): Promise<BatchResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, src: batch[0]?.src ?? '', batch, target, resolve: resolve as (r: never) => void, reject });
       this.pump();
     });
   }
@@ -91,22 +169,25 @@ export class IngestPool {
       const job = this.queue.shift()!;
       this.running.set(job.id, job);
       (w as Worker & { jobId?: number }).jobId = job.id;
-      w.postMessage({ id: job.id, src: job.src, dst: job.dst });
+      w.postMessage(job.batch ? { id: job.id, batch: job.batch, ...job.target } : { id: job.id, src: job.src, dst: job.dst });
     }
   }
 
   private spawn(): Worker {
     const w = new Worker(WORKER_SOURCE, { eval: true });
-    w.on('message', (msg: { id: number; progress?: number; digest?: string; size?: number; error?: { code?: string; message: string } }) => {
+    w.on('message', (msg: { id: number; progress?: number; digest?: string; size?: number; results?: BatchResult[]; error?: { code?: string; message: string; path?: string } }) => {
       const job = this.running.get(msg.id);
       if (!job) return;
       if (msg.progress) job.onProgress?.(msg.progress);
       if (msg.error) {
         this.finish(w, job);
-        job.reject(workerError(msg.error, job.src));
+        job.reject(workerError(msg.error, msg.error.path ?? job.src));
+      } else if (msg.results) {
+        this.finish(w, job);
+        job.resolve(msg.results as never);
       } else if (msg.digest) {
         this.finish(w, job);
-        job.resolve({ digest: msg.digest, size: msg.size! });
+        job.resolve({ digest: msg.digest, size: msg.size! } as never);
       }
     });
     w.on('error', (e) => {

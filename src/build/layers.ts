@@ -32,11 +32,13 @@ export interface LayerInput {
   digest: string;
   size: number;
   metadata: FileMetadata;
+  /** raw (one file) unless a directory of small files was packed as one tar layer. */
+  encoding?: 'raw' | 'tar';
 }
 
 export function layerDescriptor(l: LayerInput, family: ModelFamily): Descriptor {
   return {
-    mediaType: layerMediaType(l.kind, 'raw', family),
+    mediaType: layerMediaType(l.kind, l.encoding ?? 'raw', family),
     digest: l.digest,
     size: l.size,
     annotations: {

@@ -210,7 +210,7 @@ test('tar layers: entries that climb out are refused, a corrupt tar leaves nothi
   const store = await handMade(t, [{ bytes: good, path: 'data', encoding: 'tar', kind: 'dataset' }]);
   const d = digestBytes(good);
   const flipped = Buffer.from(good);
-  flipped[600] ^= 1; // inside the file's content: tar still parses, the digest does not match
+  flipped[600] = flipped[600]! ^ 1; // inside the file's content: tar still parses, the digest does not match
   await chmod(store.blobs.path(d), 0o644);
   await writeFile(store.blobs.path(d), flipped);
   const root = await tempDir(t);

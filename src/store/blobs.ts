@@ -19,6 +19,7 @@ export const READ_CHUNK = 1024 * 1024;
 
 export class BlobPool {
   readonly ingestDir: string;
+  private ingestReady = false;
   constructor(
     readonly root: string,
     private readonly lease: () => Promise<Lease>,
@@ -74,7 +75,10 @@ export class BlobPool {
 
   /** A new temp file name under ingest/, carrying our pid so prune can tell live from dead ones. */
   async tempPath(): Promise<string> {
-    await mkdir(this.ingestDir, { recursive: true });
+    if (!this.ingestReady) {
+      await mkdir(this.ingestDir, { recursive: true });
+      this.ingestReady = true;
+    }
     return join(this.ingestDir, `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`);
   }
 
@@ -112,6 +116,15 @@ export class BlobPool {
       await mkdir(join(dest, '..'), { recursive: true }); // first blob of another algorithm
       await rename(tmp, dest);
     }
+  }
+
+  /**
+   * For writers outside this thread (the build's workers): the ingest dir, the sha256 blob dir
+   * and this process's lease file, to which a digest must be appended before its blob is renamed.
+   */
+  async writerPaths(): Promise<{ ingest: string; blobs: string; lease: string }> {
+    await this.tempPath();
+    return { ingest: this.ingestDir, blobs: join(this.root, 'blobs', 'sha256'), lease: (await this.lease()).path };
   }
 
   /** Marks a stored blob as in use by this process (prune spares it until the store is closed). */
