@@ -9,17 +9,10 @@ import { basename, join } from 'node:path';
 import picomatch from 'picomatch';
 import { PackError, fsError } from '../errors.js';
 import { classifyFile, inferFormat, isSkippedByDefault, WEIGHT_SIZE_THRESHOLD } from './classify.js';
-import { emptyModelfile, type ListKey, type Modelfile } from './types.js';
+import { emptyModelfile, type ListKey, type Modelfile, type ModelFields } from './types.js';
 import { walkFiles } from './walk.js';
 
-export interface GenerateOptions {
-  name?: string;
-  arch?: string;
-  family?: string;
-  format?: string;
-  paramSize?: string;
-  precision?: string;
-  quantization?: string;
+export interface GenerateOptions extends ModelFields {
   /** Globs (relative paths, `**` allowed) that bring back files the default rules skip. */
   include?: string[];
   /** Globs that leave files out; they win over include. A matching directory is not entered. */
@@ -94,7 +87,7 @@ export async function generateModelfile(dir: string, opts: GenerateOptions = {})
   }
 
   const hf = await readHfConfig(dir, warnings);
-  const set = (key: 'name' | 'arch' | 'family' | 'format' | 'paramSize' | 'precision' | 'quantization', v: string | undefined) => {
+  const set = (key: keyof ModelFields, v: string | undefined) => {
     if (v !== undefined && v !== '') mf[key] = v;
   };
   set('name', opts.name ?? defaultName(dir));

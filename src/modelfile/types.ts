@@ -10,9 +10,8 @@ export interface PatternEntry {
   column: number;
 }
 
-export interface Modelfile {
-  /** Name used in error positions (`Modelfile`, `<stdin>`, a path). */
-  file: string;
+/** The single-value fields (NAME … QUANTIZATION), all optional. */
+export interface ModelFields {
   name?: string;
   arch?: string;
   family?: string;
@@ -20,6 +19,11 @@ export interface Modelfile {
   paramSize?: string;
   precision?: string;
   quantization?: string;
+}
+
+export interface Modelfile extends ModelFields {
+  /** Name used in error positions (`Modelfile`, `<stdin>`, a path). */
+  file: string;
   config: PatternEntry[];
   model: PatternEntry[];
   code: PatternEntry[];
