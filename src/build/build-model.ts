@@ -114,6 +114,7 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
           progress.bytesDone += n;
           report();
         });
+        if (r.size !== size) throw changedWhileBuilding(p.file.absPath);
         digest = r.digest;
         await store.blobs.commit(tmp, digest);
       } catch (e) {
@@ -153,6 +154,7 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     const results = await pool.ingestBatch(items, target);
     return results.map((r, i) => {
       const p = batch[i]!;
+      if (r.size !== Number(p.stats.size)) throw changedWhileBuilding(p.file.absPath);
       if (r.read) {
         filesRead++;
         progress.bytesDone += r.size;
@@ -180,6 +182,11 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     opts.signal?.removeEventListener('abort', onAbort);
     await pool.close();
   }
+}
+
+/** A file whose size differs from when the build planned its manifest. */
+function changedWhileBuilding(path: string): PackError {
+  return new PackError('IO', `${path}: file changed while it was read`, { hint: 'wait until whatever writes it is done, then build again' });
 }
 
 function modelMeta(mf: Modelfile) {

@@ -97,6 +97,9 @@ export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata:
  * and size of the tar. Throws when a file changes size while it is read.
  */
 export async function writeTarGroup(g: TarGroup, tmp: string, onBytes: (n: number) => void, signal?: AbortSignal): Promise<{ digest: string; size: number }> {
+  const out = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+    throw fsError(e, tmp, 'cannot write');
+  });
   const tar = tarPack();
   const hash = createHash('sha256');
   let size = 0;
@@ -117,7 +120,6 @@ export async function writeTarGroup(g: TarGroup, tmp: string, onBytes: (n: numbe
     throw e;
   });
   const consumer = (async () => {
-    const out = await open(tmp, 'w', 0o644);
     // tar-stream yields a header, the data and padding per entry: write in 1 MiB runs, not 3 calls per file.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -137,7 +139,10 @@ export async function writeTarGroup(g: TarGroup, tmp: string, onBytes: (n: numbe
     } finally {
       await out.close();
     }
-  })();
+  })().catch((e: unknown) => {
+    tar.destroy(e as Error); // the producer must not wait for a reader that is gone
+    throw e;
+  });
   const [a, b] = await Promise.allSettled([producer, consumer]);
   if (a.status === 'rejected') throw a.reason;
   if (b.status === 'rejected') throw fsError(b.reason, tmp, 'cannot write');

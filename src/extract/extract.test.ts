@@ -242,3 +242,28 @@ test('container images are refused; ORAS-style artifacts extract by title', asyn
   await rejectsWith(extractModel(store, 'image:1', join(out, 'img')), 'UNSUPPORTED', /container image/);
   await writeTree(out, {});
 });
+
+test('tar layers respect existing files: identical ones kept, edited ones refused unless --overwrite', async (t) => {
+  const tar = await tarOf([{ name: 'src/a.py', body: 'NEW' }, { name: 'src/b.py', body: 'same' }]);
+  const store = await handMade(t, [{ bytes: tar, path: 'src', encoding: 'tar', kind: 'code' }]);
+  const out = await tempDir(t);
+  await writeTree(out, { 'src/a.py': 'MY EDITS', 'src/b.py': 'same' });
+  await rejectsWith(extractModel(store, 'hand:1', out), 'ALREADY_EXISTS', /src\/a\.py: exists and differs/);
+  assert.equal(await readFile(join(out, 'src/a.py'), 'utf8'), 'MY EDITS');
+  assert.deepEqual((await readdir(join(out, 'src'))).sort(), ['a.py', 'b.py'], 'no temp file left');
+  const r = await extractModel(store, 'hand:1', out, { overwrite: true });
+  assert.equal(await readFile(join(out, 'src/a.py'), 'utf8'), 'NEW');
+  assert.deepEqual(r.files.map((f) => [f.path, f.unchanged]), [['src/a.py', false], ['src/b.py', true]]);
+  const blocked = await tempDir(t);
+  await mkdir(join(blocked, 'src', 'b.py'), { recursive: true });
+  await rejectsWith(extractModel(store, 'hand:1', blocked), 'ALREADY_EXISTS', /is a directory/);
+  assert.deepEqual(await readdir(join(blocked, 'src')), ['b.py'], 'a.py was not written either');
+});
+
+test('a raw layer and a tar entry claiming one path make the artifact invalid', async (t) => {
+  const tar = await tarOf([{ name: 'w.bin', body: 'from tar' }]);
+  const store = await handMade(t, [{ bytes: Buffer.from('raw'), path: 'w.bin' }, { bytes: tar, path: 'dir', encoding: 'tar' }]);
+  const root = await tempDir(t);
+  await rejectsWith(extractModel(store, 'hand:1', join(root, 'out')), 'INVALID_MANIFEST', /two layers hold this file/);
+  assert.deepEqual(await readdir(root), []);
+});

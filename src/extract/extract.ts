@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, constants as fsc } from 'node:fs';
-import { chmod, copyFile, link, lstat, open, stat, utimes } from 'node:fs/promises';
+import { chmod, copyFile, link, open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import picomatch from 'picomatch';
 import { PackError, fsError } from '../errors.js';
@@ -98,26 +98,27 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
         staging,
         want: includeMatcher(opts.include),
         keepMtime: true,
+        overwrite: !!opts.overwrite,
         onWarning: (w) => warnings.push(w),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      return entries.map((e) => ({ ...base, path: e.path, size: e.size }));
+      return entries.map((e) => ({ ...base, path: e.path, size: e.size, unchanged: e.unchanged }));
     }
     const dest = staging.dest(f.path);
-    const existing = await lstat(dest).catch(() => undefined);
-    if (existing?.isDirectory()) throw new PackError('ALREADY_EXISTS', `${dest}: is a directory`, { hint: 'extract into an empty directory' });
-    if (existing?.isFile() && existing.size === f.layer.size) {
-      const blobIno = (await stat(blob)).ino;
-      if (existing.ino === blobIno || (await fileDigest(dest, f.layer.digest)) === f.layer.digest) {
-        if (existing.ino === blobIno) await store.blobs.verify(f.layer); // the link is the blob: check it
+    const existing = await staging.existing(f.path, !!opts.overwrite);
+    if (existing && existing.size === f.layer.size) {
+      const b = await stat(blob);
+      const isBlob = existing.ino === b.ino && existing.dev === b.dev;
+      if (isBlob || (await fileDigest(dest, f.layer.digest)) === f.layer.digest) {
+        if (isBlob) await store.blobs.verify(f.layer); // the link is the blob: check it
         progress(f.layer.size);
-        return [{ ...base, path: f.path, size: f.layer.size, unchanged: true, linked: existing.ino === blobIno }];
+        return [{ ...base, path: f.path, size: f.layer.size, unchanged: true, linked: isBlob }];
       }
     }
     if (existing && !opts.overwrite) {
       throw new PackError('ALREADY_EXISTS', `${dest}: exists and differs from the model's file`, { hint: 'add --overwrite to replace it, or extract into an empty directory' });
     }
-    const tmp = await staging.stage(f.path);
+    const tmp = await staging.stage(f.path, f.layer.digest);
     if (opts.link && f.kind === 'weight' && f.encoding === 'raw') {
       await store.blobs.verify(f.layer); // a link shares bytes: check them all the same
       try {
@@ -128,16 +129,18 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
         const code = (e as NodeJS.ErrnoException).code;
         if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw fsError(e, dest, 'cannot link');
         linkFallback = true;
-        await copyFile(blob, tmp, fsc.COPYFILE_FICLONE); // a reflink where the file system has them
+        await copyFile(blob, tmp, fsc.COPYFILE_FICLONE | fsc.COPYFILE_EXCL); // a reflink where the file system has them
         await chmod(tmp, fileMode(f));
         progress(f.layer.size);
         return [{ ...base, path: f.path, size: f.layer.size }];
       }
     }
-    await copyVerified(blob, tmp, f, progress, opts.signal);
-    await chmod(tmp, fileMode(f));
     const mtime = f.metadata?.mtime ? Date.parse(f.metadata.mtime) : NaN;
-    if (mtime > 0) await utimes(tmp, new Date(mtime), new Date(mtime)); // normalised metadata (epoch 0) keeps "now"
+    await copyVerified(blob, tmp, f, progress, {
+      mode: fileMode(f),
+      ...(mtime > 0 ? { mtime: new Date(mtime) } : {}), // normalised metadata (epoch 0) keeps "now"
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     return [{ ...base, path: f.path, size: f.layer.size }];
   };
 
@@ -193,8 +196,9 @@ function corrupt(f: ModelFile, why: string): PackError {
   return new PackError('CORRUPT', `${f.layer.digest} (${f.path}): stored blob ${why}`, { hint: 'run mpk verify; remove the model, prune, then pull or build it again' });
 }
 
-async function copyVerified(blob: string, tmp: string, f: ModelFile, progress: (n: number) => void, signal?: AbortSignal): Promise<void> {
-  const fh = await open(tmp, 'w', 0o600);
+/** Copies a blob into a new temp file (created exclusively), verifying it; mode and mtime set on the handle. */
+async function copyVerified(blob: string, tmp: string, f: ModelFile, progress: (n: number) => void, o: { mode: number; mtime?: Date; signal?: AbortSignal }): Promise<void> {
+  const fh = await open(tmp, 'wx', 0o600);
   try {
     await pipeline(
       createReadStream(blob, { highWaterMark: READ_CHUNK }),
@@ -205,8 +209,10 @@ async function copyVerified(blob: string, tmp: string, f: ModelFile, progress: (
           progress(chunk.length);
         }
       },
-      ...(signal ? [{ signal }] : []),
+      ...(o.signal ? [{ signal: o.signal }] : []),
     );
+    await fh.chmod(o.mode);
+    if (o.mtime) await fh.utimes(o.mtime, o.mtime);
   } finally {
     await fh.close();
   }

@@ -5,6 +5,8 @@
  * made one component at a time and a symbolic link on the way is refused, so no path from an
  * artifact can write outside the target, whatever links the directory already holds.
  */
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { lstat, mkdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PackError, fsError } from '../errors.js';
@@ -12,9 +14,8 @@ import { PackError, fsError } from '../errors.js';
 export class Staging {
   private readonly created: string[] = [];
   private readonly dirs = new Map<string, Promise<void>>();
-  /** Destination (relative path) → temp file. */
-  private readonly staged = new Map<string, string>();
-  private seq = 0;
+  /** Destination (relative path) → temp file and the layer that wrote it. */
+  private readonly staged = new Map<string, { tmp: string; owner: string }>();
 
   private constructor(
     readonly root: string,
@@ -71,34 +72,71 @@ export class Staging {
     return p;
   }
 
-  /** A temp path for `rel`, in the directory it will be renamed into. */
-  async stage(rel: string): Promise<string> {
+  /**
+   * A new, unpredictable temp path for `rel`, in the directory it will be renamed into; the
+   * caller creates it exclusively (`wx`), so a planted file or link by that name is never
+   * written through. `owner` names the layer: a second layer claiming the same path makes the
+   * artifact malformed, while a later entry of the same tar layer replaces an earlier one, as in tar.
+   */
+  async stage(rel: string, owner: string): Promise<string> {
     if (this.dirs.has(rel)) throw conflict(rel);
     const i = rel.lastIndexOf('/');
     await this.ensureDir(i < 0 ? '' : rel.slice(0, i));
     const previous = this.staged.get(rel);
-    if (previous) await unlink(previous).catch(() => undefined); // a later tar entry wins, as in tar
-    const tmp = join(this.dest(rel), '..', `.mpk-extract-${process.pid}-${++this.seq}.tmp`);
-    this.staged.set(rel, tmp);
+    if (previous) {
+      if (previous.owner !== owner) {
+        throw new PackError('INVALID_MANIFEST', `${rel}: two layers hold this file (${previous.owner}, ${owner})`, { hint: 'the artifact is malformed; nothing was extracted' });
+      }
+      await unlink(previous.tmp).catch(() => undefined);
+    }
+    const tmp = join(this.dest(rel), '..', `.mpk-extract-${randomBytes(12).toString('hex')}.tmp`);
+    this.staged.set(rel, { tmp, owner });
     return tmp;
   }
 
-  /** Renames every staged file into place. */
+  /** Drops a staged file (the destination already holds the same bytes). */
+  async unstage(rel: string): Promise<void> {
+    const s = this.staged.get(rel);
+    this.staged.delete(rel);
+    if (s) await unlink(s.tmp).catch(() => undefined);
+  }
+
+  /**
+   * Checks what is at the destination before anything is staged for it: nothing, a regular file
+   * (returned, for the caller to compare), or else a refusal: a directory always, a link or
+   * other file unless `overwrite` (rename then replaces the link itself, never its target).
+   */
+  async existing(rel: string, overwrite: boolean): Promise<Stats | undefined> {
+    const dest = this.dest(rel);
+    const st = await lstat(dest).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isDirectory()) throw new PackError('ALREADY_EXISTS', `${dest}: is a directory`, { hint: 'extract into an empty directory' });
+    if (!st.isFile() && !overwrite) {
+      throw new PackError('ALREADY_EXISTS', `${dest}: exists and is not a regular file`, { hint: 'add --overwrite to replace it, or extract into an empty directory' });
+    }
+    return st.isFile() ? st : undefined;
+  }
+
+  /** Renames every staged file into place, after checking that none would land on a directory. */
   async commit(): Promise<void> {
-    for (const [rel, tmp] of this.staged) {
+    for (const rel of this.staged.keys()) {
+      const st = await lstat(this.dest(rel)).catch(() => undefined);
+      if (st?.isDirectory()) throw new PackError('ALREADY_EXISTS', `${this.dest(rel)}: is a directory`, { hint: 'extract into an empty directory' });
+    }
+    for (const [rel, { tmp }] of this.staged) {
       const dest = this.dest(rel);
       try {
         await rename(tmp, dest);
       } catch (e) {
         throw fsError(e, dest, 'cannot write');
       }
+      this.staged.delete(rel);
     }
-    this.staged.clear();
   }
 
   /** Removes staged temp files and the directories this run made (when empty). */
   async abort(): Promise<void> {
-    await Promise.all([...this.staged.values()].map((t) => unlink(t).catch(() => undefined)));
+    await Promise.all([...this.staged.values()].map((t) => unlink(t.tmp).catch(() => undefined)));
     this.staged.clear();
     for (const d of [...this.created.reverse(), ...this.madeRoot]) await rmdir(d).catch(() => undefined);
     this.created.length = 0;

@@ -4,7 +4,10 @@
  * the target. Entry names are checked like annotations (no absolute paths, no `..`); links,
  * devices and fifos are skipped with a warning, never created.
  */
-import { chmod, open, utimes } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { PackError } from '../errors.js';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -19,6 +22,8 @@ export interface TarEntryResult {
   path: string;
   size: number;
   mode: number;
+  /** The destination already held these bytes. */
+  unchanged: boolean;
 }
 
 /** zstd frames decoded as they arrive (fzstd: pure JS, no install scripts). */
@@ -52,6 +57,7 @@ export async function extractTarLayer(opts: {
   /** Which entries to keep, by safe relative path. */
   want: (path: string) => boolean;
   keepMtime: boolean;
+  overwrite: boolean;
   onWarning: (w: string) => void;
   signal?: AbortSignal;
 }): Promise<TarEntryResult[]> {
@@ -76,17 +82,31 @@ export async function extractTarLayer(opts: {
         await drainEntry(entry);
         continue;
       }
-      const tmp = await opts.staging.stage(path);
-      const fh = await open(tmp, 'w', 0o600);
+      const existing = await opts.staging.existing(path, opts.overwrite);
+      const tmp = await opts.staging.stage(path, where);
+      const mode = (h.mode ?? 0o644) & 0o777;
+      const hash = createHash('sha256');
+      const fh = await open(tmp, 'wx', 0o600);
       try {
-        for await (const chunk of entry) await fh.write(chunk as Uint8Array);
+        for await (const chunk of entry) {
+          hash.update(chunk as Uint8Array);
+          await fh.write(chunk as Uint8Array);
+        }
+        await fh.chmod(mode);
+        if (opts.keepMtime && h.mtime && h.mtime.getTime() > 0) await fh.utimes(h.mtime, h.mtime);
       } finally {
         await fh.close();
       }
-      const mode = (h.mode ?? 0o644) & 0o777;
-      await chmod(tmp, mode);
-      if (opts.keepMtime && h.mtime && h.mtime.getTime() > 0) await utimes(tmp, h.mtime, h.mtime);
-      out.push({ path, size: h.size ?? 0, mode });
+      let unchanged = false;
+      if (existing) {
+        // Same bytes already there: leave the file alone; different bytes: only with --overwrite.
+        unchanged = existing.size === (h.size ?? -1) && (await sha256File(opts.staging.dest(path))) === hash.digest('hex');
+        if (unchanged) await opts.staging.unstage(path);
+        else if (!opts.overwrite) {
+          throw new PackError('ALREADY_EXISTS', `${opts.staging.dest(path)}: exists and differs from the model's file`, { hint: 'add --overwrite to replace it, or extract into an empty directory' });
+        }
+      }
+      out.push({ path, size: h.size ?? 0, mode, unchanged });
     }
   };
   const decode = opts.encoding === 'tar+gzip' ? createGunzip() : opts.encoding === 'tar+zstd' ? new ZstdDecode() : new PassThrough();
@@ -127,4 +147,10 @@ function drained(s: Extract): Promise<void> {
     s.on('drain', done);
     s.on('close', done);
   });
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
 }

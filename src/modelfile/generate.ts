@@ -71,6 +71,10 @@ export async function generateModelfile(dir: string, opts: GenerateOptions = {})
       warnings.push(`skipped ${e.path}: symbolic link to a missing file`);
       continue;
     }
+    if (/[\r\n]/.test(e.path)) {
+      warnings.push(`skipped ${JSON.stringify(e.path)}: a line break in a file name cannot be written in a Modelfile`);
+      continue;
+    }
     const size = (await stat(e.absPath)).size;
     const c = classifyFile(basename(e.path), size);
     if (!c.known) unknown.push(e.path);

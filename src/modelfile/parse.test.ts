@@ -62,6 +62,8 @@ test('errors give file:line:column and what to write instead', () => {
   syntaxError('MODEL ""', /^Modelfile:1:7: empty argument/);
   syntaxError('CONFIG', /^Modelfile:1:7: CONFIG needs an argument/, /write CONFIG config.json/);
   syntaxError('DOC a\\', /^Modelfile:1:6: a backslash ends the line/);
+  syntaxError('MODEL*.bin', /^Modelfile:1:6: MODEL must be followed by a blank/, /write MODEL \*\.bin/);
+  syntaxError('NAME=foo', /^Modelfile:1:5: NAME must be followed by a blank/, /write NAME foo/);
 });
 
 test('formatModelfile writes text that parses back to the same Modelfile', () => {

@@ -30,7 +30,12 @@ export function parseModelfile(text: string, file = 'Modelfile'): Modelfile {
     const body = raw.trim();
     if (body === '' || body.startsWith('#')) return;
     const err = (col: number, msg: string, hint?: string) => new ModelfileSyntaxError(file, line, col, msg, hint);
-    const m = /^([A-Za-z_]+)(\s*)/.exec(body);
+    const glued = /^([A-Za-z_]+)[^\sA-Za-z_]/.exec(body);
+    if (glued && KEYWORDS.includes(glued[1]!.toUpperCase())) {
+      const kw = glued[1]!.toUpperCase();
+      throw err(lead + kw.length + 1, `${kw} must be followed by a blank`, `write ${kw} ${body.slice(kw.length).replace(/^[=:]/, '')}`);
+    }
+    const m = /^([A-Za-z_]+)(\s+|$)/.exec(body);
     const word = m?.[1] ?? body.split(/\s/)[0]!;
     const upper = word.toUpperCase();
     if (!m || !KEYWORDS.includes(upper)) {

@@ -63,3 +63,10 @@ test('symbolic links: followed inside the context, refused when they leave it or
   await symlink(join(dir, 'gone.bin'), join(dir, 'dangling.bin'));
   await assert.rejects(files('MODEL dangling.bin\n', dir), /MF:1:7: dangling\.bin: symbolic link to a missing file/);
 });
+
+test('a directory pattern ranks like its literal prefix, below a file named exactly', async (t) => {
+  const dir = await tempDir(t);
+  await writeTree(dir, { 'data/README.md': '#', 'data/a.jsonl': 'a' });
+  assert.deepEqual(await files('DATASET data\nDOC data/README.md\n', dir), ['doc:data/README.md', 'dataset:data/a.jsonl']);
+  assert.deepEqual(await files('DATASET data\nCONFIG data/*.md\n', dir), ['config:data/README.md', 'dataset:data/a.jsonl']);
+});

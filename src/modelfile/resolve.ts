@@ -3,8 +3,9 @@
  * build context: an existing file or directory (all files below it), else a glob (`*`, `?`, `[…]`,
  * `{a,b}`, and `**` across directories; hidden files only when the pattern names the dot).
  * Unlike modctl, a pattern that matches nothing is an error at its line and column, and a file
- * matched by two keywords becomes one layer: the more specific pattern wins (an exact path over
- * a glob, then the longer literal directory prefix, then CONFIG → MODEL → CODE → DOC → DATASET);
+ * matched by two keywords becomes one layer: the more specific pattern wins (a file named exactly,
+ * then the longer literal directory part (`data` for a directory or `data/**`), then CONFIG →
+ * MODEL → CODE → DOC → DATASET);
  * the same path named exactly under two keywords is an error.
  * Symbolic links are followed while they stay inside the context; ones that leave it are refused.
  */
@@ -38,20 +39,21 @@ export async function resolvePatterns(mf: Modelfile, contextDir: string): Promis
       const rel = relativePattern(entry, contextDir, root, mf.file);
       const found = await exactMatch(root, contextDir, rel, entry, mf.file);
       let files: WalkEntry[];
-      let exact: boolean;
+      let exact = false; // names one file exactly
+      let prefix: number; // length of the literal directory part: longer is more specific
       if (found !== undefined) {
         files = found;
-        exact = true;
+        exact = found.length === 1 && found[0]!.path === rel;
+        prefix = rel.length;
       } else if (picomatch.scan(rel).isGlob) {
         listing ??= walkFiles(contextDir);
         const match = picomatch(rel, { dot: false });
         files = (await listing).filter((f) => match(f.path));
-        exact = false;
+        prefix = picomatch.scan(rel).base.length;
         if (files.length === 0) throw at(`${keyword} ${rel}: no file matches`, `check the pattern; ** matches across directories (e.g. ${keyword} **/${rel.split('/').pop()})`);
       } else {
         throw at(`${keyword} ${rel}: no such file in ${contextDir}`, 'check the name; paths are relative to the build directory');
       }
-      const prefix = exact ? Infinity : picomatch.scan(rel).base.length;
       for (const f of files) {
         if (f.problem === 'escapes') {
           throw new PackError('UNSAFE_PATH', `${mf.file}:${entry.line}:${entry.column}: ${f.path} is a symbolic link to ${f.target}, outside the build context`, {

@@ -37,7 +37,7 @@ export const inspect: CommandSpec = {
     for (const [k, val] of fields) if (val) ctx.stdout.write(`${`${k}:`.padEnd(15)}${val}\n`);
     if (d.files.length > 0) {
       ctx.stdout.write(`\nFiles (${d.files.length}):\n`);
-      ctx.stdout.write(table(['TYPE', 'SIZE', 'DIGEST', 'PATH'], d.files.map((f) => [f.kind, humanBytes(f.size), f.digest.slice(0, 19), f.path])));
+      ctx.stdout.write(table(['TYPE', 'SIZE', 'DIGEST', 'PATH'], d.files.map((f) => [f.kind, humanBytes(f.size), f.digest.slice(0, 19), f.encoding === 'raw' || f.encoding === 'other' ? f.path : `${f.path}/ (${f.encoding})`])));
     }
     return 0;
   },
