@@ -10,16 +10,16 @@ import { PackError, fsError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { LAYER_KINDS, filepathAnnotation, parseLayerMediaType, type LayerKind, type ModelFamily } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
-import type { Modelfile, ResolvedFile } from '../modelfile/types.js';
+import type { Modelfile } from '../modelfile/types.js';
 import { generateModelfile } from '../modelfile/generate.js';
 import { resolvePatterns } from '../modelfile/resolve.js';
 import type { LocalStore } from '../store/store.js';
 import { DigestCache } from './digest-cache.js';
-import { IngestPool, type BatchItem } from './ingest-pool.js';
+import { IngestPool, fileChangedError, type BatchItem } from './ingest-pool.js';
 import { fileMetadata, layerDescriptor } from './layers.js';
 import { mapBounded } from '../internal/map-bounded.js';
 import { packModel, type Packed } from './pack.js';
-import { SMALL_FILE, groupMetadata, planLayers, writeTarGroup, type TarGroup } from './tar-group.js';
+import { SMALL_FILE, groupMetadata, planLayers, writeTarGroup, type PlanFile, type TarGroup } from './tar-group.js';
 
 export interface BuildProgress {
   filesDone: number;
@@ -62,10 +62,8 @@ export interface BuildResult extends Packed {
   filesRead: number;
 }
 
-interface Planned {
-  file: ResolvedFile;
-  stats: BigIntStats;
-}
+/** A file to package with its stat, taken once: sizes in the manifest plan and the cache key. */
+type Planned = PlanFile;
 
 export async function buildModel(store: LocalStore, opts: BuildOptions): Promise<BuildResult> {
   const ref = parseReference(opts.reference);
@@ -79,10 +77,10 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     mf = gen.modelfile;
   }
   const files = await resolvePatterns(mf, opts.contextDir);
-  const planned = await Promise.all(files.map(async (file): Promise<Planned> => ({ file, stats: await statFile(file.absPath) })));
+  const planned = await Promise.all(files.map(async (file): Promise<Planned> => ({ ...file, stats: await statFile(file.absPath) })));
   const bytesTotal = planned.reduce((n, p) => n + Number(p.stats.size), 0);
   const plan = planLayers(
-    planned.map((p) => ({ ...p.file, stats: p.stats })),
+    planned,
     family,
     !!opts.keepFileMetadata,
     !!opts.groupSmallFiles,
@@ -103,18 +101,18 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
   const ingestOne = async (p: Planned): Promise<Descriptor> => {
     opts.signal?.throwIfAborted();
     const size = Number(p.stats.size);
-    let digest = !opts.noCache ? cache.get(p.file.absPath, p.stats) : undefined;
+    let digest = !opts.noCache ? cache.get(p.absPath, p.stats) : undefined;
     if (digest) await store.blobs.hold(digest);
     if (digest && (await store.blobs.size(digest)) === size) {
       progress.bytesSkipped += size;
     } else {
       const tmp = await store.blobs.tempPath();
       try {
-        const r = await pool.ingest(p.file.absPath, tmp, (n) => {
+        const r = await pool.ingest(p.absPath, tmp, (n) => {
           progress.bytesDone += n;
           report();
         });
-        if (r.size !== size) throw changedWhileBuilding(p.file.absPath);
+        if (r.size !== size) throw fileChangedError(p.absPath);
         digest = r.digest;
         await store.blobs.commit(tmp, digest);
       } catch (e) {
@@ -122,11 +120,11 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
         throw e;
       }
       filesRead++;
-      cache.set(p.file.absPath, p.stats, digest);
+      cache.set(p.absPath, p.stats, digest);
     }
     progress.filesDone++;
     report();
-    return layerDescriptor({ kind: p.file.kind, path: p.file.path, digest, size, metadata: fileMetadata(p.file.path, p.stats, !!opts.keepFileMetadata) }, family);
+    return layerDescriptor({ kind: p.kind, path: p.path, digest, size, metadata: fileMetadata(p.path, p.stats, !!opts.keepFileMetadata) }, family);
   };
   const ingestGroup = async (g: TarGroup): Promise<Descriptor> => {
     const tmp = await store.blobs.tempPath();
@@ -148,27 +146,26 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
   const ingestBatch = async (batch: Planned[]): Promise<Descriptor[]> => {
     opts.signal?.throwIfAborted();
     const items = batch.map((p): BatchItem => {
-      const cached = opts.noCache ? undefined : cache.get(p.file.absPath, p.stats);
-      return { src: p.file.absPath, size: Number(p.stats.size), ...(cached ? { cached } : {}) };
+      const cached = opts.noCache ? undefined : cache.get(p.absPath, p.stats);
+      return { src: p.absPath, size: Number(p.stats.size), ...(cached ? { cached } : {}) };
     });
     const results = await pool.ingestBatch(items, target);
     return results.map((r, i) => {
       const p = batch[i]!;
-      if (r.size !== Number(p.stats.size)) throw changedWhileBuilding(p.file.absPath);
+      if (r.size !== Number(p.stats.size)) throw fileChangedError(p.absPath);
       if (r.read) {
         filesRead++;
         progress.bytesDone += r.size;
-        cache.set(p.file.absPath, p.stats, r.digest);
+        cache.set(p.absPath, p.stats, r.digest);
       } else {
         progress.bytesSkipped += r.size;
       }
       progress.filesDone++;
       report();
-      return layerDescriptor({ kind: p.file.kind, path: p.file.path, digest: r.digest, size: r.size, metadata: fileMetadata(p.file.path, p.stats, !!opts.keepFileMetadata) }, family);
+      return layerDescriptor({ kind: p.kind, path: p.path, digest: r.digest, size: r.size, metadata: fileMetadata(p.path, p.stats, !!opts.keepFileMetadata) }, family);
     });
   };
-  const singles = new Set(plan.singles.map((f) => f.absPath));
-  const work: Array<Planned | Planned[] | TarGroup> = [...plan.groups, ...batches(planned.filter((p) => singles.has(p.file.absPath)))];
+  const work: Array<Planned | Planned[] | TarGroup> = [...plan.groups, ...batches(plan.singles)];
   const ingest = async (w: Planned | Planned[] | TarGroup): Promise<Descriptor[]> =>
     Array.isArray(w) ? ingestBatch(w) : 'dir' in w ? [await ingestGroup(w)] : [await ingestOne(w)];
   try {
@@ -182,11 +179,6 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     opts.signal?.removeEventListener('abort', onAbort);
     await pool.close();
   }
-}
-
-/** A file whose size differs from when the build planned its manifest. */
-function changedWhileBuilding(path: string): PackError {
-  return new PackError('IO', `${path}: file changed while it was read`, { hint: 'wait until whatever writes it is done, then build again' });
 }
 
 function modelMeta(mf: Modelfile) {

@@ -221,10 +221,13 @@ export class IngestPool {
   }
 }
 
+/** A file that changed while a build read it (or since the build planned its manifest). */
+export function fileChangedError(path: string): PackError {
+  return new PackError('IO', `${path}: file changed while it was read`, { hint: 'wait until whatever writes it is done, then build again' });
+}
+
 function workerError(err: { code?: string; message: string }, src: string): PackError {
-  if (err.code === 'ECHANGED') {
-    return new PackError('IO', `${src}: file changed while it was read`, { hint: 'wait until whatever writes it is done, then build again' });
-  }
+  if (err.code === 'ECHANGED') return fileChangedError(src);
   if (err.code === 'ENOTFILE') return new PackError('IO', `${src}: not a regular file`, { hint: 'package regular files only' });
   if (err.code) return fsError(Object.assign(new Error(err.message), { code: err.code }), src, 'cannot read');
   return new PackError('IO', `${src}: ${err.message}`);

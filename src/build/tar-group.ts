@@ -18,6 +18,7 @@ import { canonicalJsonBytes } from '../oci/canonical-json.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import type { LayerKind, ModelFamily } from '../oci/media-types.js';
 import type { FileMetadata } from '../modelpack/model-view.js';
+import { fileChangedError } from './ingest-pool.js';
 import { EPOCH, fileMetadata, layerDescriptor, normalisedMode } from './layers.js';
 
 /** Files below this size may be grouped. */
@@ -160,7 +161,7 @@ function readSmallFile(path: string, expected: number): Buffer {
     const buf = Buffer.allocUnsafe(expected + 1);
     let n = 0;
     for (let r; (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
-    if (n !== expected) throw new PackError('IO', `${path}: changed while it was read`, { hint: 'build again once the file is no longer being written' });
+    if (n !== expected) throw fileChangedError(path);
     return buf.subarray(0, n);
   } catch (e) {
     throw fsError(e, path, 'cannot read');

@@ -6,16 +6,16 @@
  * inode) instead of copying them; where the store is on another file system it falls back to a
  * reflink or a copy.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, constants as fsc } from 'node:fs';
 import { chmod, copyFile, link, open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import picomatch from 'picomatch';
+import { pathMatcher } from '../internal/glob.js';
+import { sha256File } from '../internal/file-digest.js';
 import { PackError, fsError } from '../errors.js';
 import { mapBounded } from '../internal/map-bounded.js';
 import { modelView, type ModelFile } from '../modelpack/model-view.js';
 import { VerifyStream } from '../oci/digest.js';
-import type { LayerKind } from '../oci/media-types.js';
+import { ANNOTATION_TITLE, filepathAnnotation, type LayerKind } from '../oci/media-types.js';
 import type { LocalStore } from '../store/store.js';
 import { READ_CHUNK } from '../store/blobs.js';
 import { Staging } from './staging.js';
@@ -96,7 +96,7 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
         layer: f.layer,
         encoding: f.encoding,
         staging,
-        want: includeMatcher(opts.include),
+        want: pathMatcher(opts.include, true),
         keepMtime: true,
         overwrite: !!opts.overwrite,
         onWarning: (w) => warnings.push(w),
@@ -109,7 +109,7 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
     if (existing && existing.size === f.layer.size) {
       const b = await stat(blob);
       const isBlob = existing.ino === b.ino && existing.dev === b.dev;
-      if (isBlob || (await fileDigest(dest, f.layer.digest)) === f.layer.digest) {
+      if (isBlob || (f.layer.digest.startsWith('sha256:') && (await sha256File(dest)) === f.layer.digest)) {
         if (isBlob) await store.blobs.verify(f.layer); // the link is the blob: check it
         progress(f.layer.size);
         return [{ ...base, path: f.path, size: f.layer.size, unchanged: true, linked: isBlob }];
@@ -160,30 +160,25 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
 }
 
 function select(files: ModelFile[], opts: ExtractOptions, warnings: string[]): ModelFile[] {
-  const include = includeMatcher(opts.include);
+  const include = pathMatcher(opts.include, true);
   const out: ModelFile[] = [];
   for (const f of files) {
-    if (f.encoding === 'other' && f.layer.annotations?.['org.opencontainers.image.title'] === undefined && !hasPathAnnotation(f)) {
+    if (f.encoding === 'other' && !namesFile(f)) {
       warnings.push(`skipped layer ${f.layer.digest} (${f.layer.mediaType}): it names no file`);
       continue;
     }
     if (opts.types?.length && (f.kind === 'other' || !opts.types.includes(f.kind))) continue;
     // A tar layer is kept when any entry may match: its entries are filtered as they stream.
-    if (f.encoding === 'raw' || f.encoding === 'other' ? !include(f.path) : false) continue;
+    if ((f.encoding === 'raw' || f.encoding === 'other') && !include(f.path)) continue;
     out.push(f);
   }
   return out;
 }
 
-function hasPathAnnotation(f: ModelFile): boolean {
+/** True when a layer's path came from an annotation, not from its digest (see modelView). */
+function namesFile(f: ModelFile): boolean {
   const a = f.layer.annotations ?? {};
-  return a['org.cncf.model.filepath'] !== undefined || a['org.cnai.model.filepath'] !== undefined;
-}
-
-function includeMatcher(globs: string[] | undefined): (path: string) => boolean {
-  if (!globs?.length) return () => true;
-  const m = picomatch(globs, { dot: true });
-  return (p) => m(p) || p.split('/').some((_, i, parts) => i > 0 && m(parts.slice(0, i).join('/')));
+  return [ANNOTATION_TITLE, filepathAnnotation('cncf'), filepathAnnotation('cnai')].some((k) => a[k] !== undefined);
 }
 
 /** Mode from the file metadata (permission bits only, never setuid), else 0644. */
@@ -216,12 +211,4 @@ async function copyVerified(blob: string, tmp: string, f: ModelFile, progress: (
   } finally {
     await fh.close();
   }
-}
-
-/** sha256 of an existing file (to leave an identical file alone). Other algorithms: undefined. */
-async function fileDigest(path: string, expected: string): Promise<string | undefined> {
-  if (!expected.startsWith('sha256:')) return undefined;
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: READ_CHUNK })) h.update(c as Buffer);
-  return `sha256:${h.digest('hex')}`;
 }

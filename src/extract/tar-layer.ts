@@ -5,7 +5,6 @@
  * devices and fifos are skipped with a warning, never created.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PackError } from '../errors.js';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -16,6 +15,7 @@ import { extract as tarExtract, type Extract } from 'tar-stream';
 import type { LayerEncoding } from '../oci/media-types.js';
 import { VerifyStream, type Expected } from '../oci/digest.js';
 import { safeRelativePath } from '../internal/safe-path.js';
+import { sha256File } from '../internal/file-digest.js';
 import type { Staging } from './staging.js';
 
 export interface TarEntryResult {
@@ -100,7 +100,7 @@ export async function extractTarLayer(opts: {
       let unchanged = false;
       if (existing) {
         // Same bytes already there: leave the file alone; different bytes: only with --overwrite.
-        unchanged = existing.size === (h.size ?? -1) && (await sha256File(opts.staging.dest(path))) === hash.digest('hex');
+        unchanged = existing.size === (h.size ?? -1) && (await sha256File(opts.staging.dest(path))) === `sha256:${hash.digest('hex')}`;
         if (unchanged) await opts.staging.unstage(path);
         else if (!opts.overwrite) {
           throw new PackError('ALREADY_EXISTS', `${opts.staging.dest(path)}: exists and differs from the model's file`, { hint: 'add --overwrite to replace it, or extract into an empty directory' });
@@ -147,10 +147,4 @@ function drained(s: Extract): Promise<void> {
     s.on('drain', done);
     s.on('close', done);
   });
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
 }

@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import picomatch from 'picomatch';
+import { pathMatcher } from '../internal/glob.js';
 import { PackError, fsError } from '../errors.js';
 import { classifyFile, inferFormat, isSkippedByDefault, WEIGHT_SIZE_THRESHOLD } from './classify.js';
 import { emptyModelfile, type ListKey, type Modelfile, type ModelFields } from './types.js';
@@ -35,8 +35,8 @@ export async function generateModelfile(dir: string, opts: GenerateOptions = {})
   }
   const warnings: string[] = [];
   const ignore = await readIgnoreFile(join(dir, '.mpkignore'));
-  const cliExclude = matcher(opts.exclude);
-  const cliInclude = matcher(opts.include);
+  const cliExclude = pathMatcher(opts.exclude, false);
+  const cliInclude = pathMatcher(opts.include, false);
   const excluded = (rel: string) => cliExclude(rel) || ignore(rel) === 'exclude';
   const included = (rel: string) => cliInclude(rel) || ignore(rel) === 'include';
   const rescues = (opts.include?.length ?? 0) > 0 || ignore.hasNegations;
@@ -144,13 +144,6 @@ async function readHfConfig(dir: string, warnings: string[]): Promise<HfMeta> {
   };
 }
 
-function matcher(globs: string[] | undefined): (rel: string) => boolean {
-  if (!globs?.length) return () => false;
-  const m = picomatch(globs.map((g) => g.replace(/^\.\/+/, '').replace(/\/+$/, '')), { dot: true });
-  // A pattern naming a directory also covers everything below it.
-  return (rel) => m(rel) || rel.split('/').some((_, i, parts) => i > 0 && m(parts.slice(0, i).join('/')));
-}
-
 type IgnoreDecision = 'exclude' | 'include' | undefined;
 
 /**
@@ -175,7 +168,7 @@ async function readIgnoreFile(path: string): Promise<((rel: string) => IgnoreDec
     const anchored = line.includes('/');
     line = line.replace(/^\/+/, '');
     if (line === '') continue;
-    rules.push({ negate, match: matcher([anchored ? line : `**/${line}`]) });
+    rules.push({ negate, match: pathMatcher([anchored ? line : `**/${line}`], false) });
   }
   const decide = (rel: string): IgnoreDecision => {
     let d: IgnoreDecision;
