@@ -1,5 +1,5 @@
 /** `mpk modelfile generate DIR` */
-import { writeFile } from 'node:fs/promises';
+import { link, rename, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fsError, PackError } from '../../errors.js';
 import { generateModelfile } from '../../modelfile/generate.js';
@@ -46,13 +46,19 @@ export const modelfileGenerate: CommandSpec = {
       ctx.stdout.write(text);
     } else {
       const path = resolve(ctx.cwd, v.output as string);
+      // Written whole to a temp file first: a full disk never leaves half a Modelfile. link() refuses
+      // to replace an existing file; rename() (with --overwrite) replaces it atomically.
+      const tmp = `${path}.mpk-${process.pid}-${Date.now().toString(36)}.tmp`;
       try {
-        await writeFile(path, text, { flag: v.overwrite ? 'w' : 'wx' });
+        await writeFile(tmp, text, { flag: 'wx' });
+        await (v.overwrite ? rename(tmp, path) : link(tmp, path));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
           throw new PackError('ALREADY_EXISTS', `${path}: already exists`, { hint: 'add --overwrite to replace it' });
         }
         throw fsError(e, path, 'cannot write');
+      } finally {
+        await unlink(tmp).catch(() => undefined);
       }
       if (!ctx.quiet) ctx.stderr.write(`Wrote ${path}\n`);
     }
