@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'LOCKED' // a lock that could not be taken in time
   | 'IO' // the file system refused (permissions, disk full, unreadable file)
+  | 'UNAUTHORIZED' // a registry wants credentials, or refused the ones given (401)
+  | 'DENIED' // a registry refused access with valid credentials (403)
+  | 'NETWORK' // a connection failed, stalled or was cut, after retries
+  | 'REGISTRY' // a registry answered with an error or something the protocol does not allow
   | 'ABORTED';
 
 export interface PackErrorOptions {

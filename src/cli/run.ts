@@ -16,6 +16,12 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   rm: { summary: 'Remove model references (blobs go with prune)', load: async () => (await import('./commands/rm.js')).rm },
   prune: { summary: 'Delete blobs that no model references', load: async () => (await import('./commands/prune.js')).prune },
   verify: { summary: 'Rehash stored blobs and report corruption', load: async () => (await import('./commands/verify.js')).verify },
+  push: { summary: 'Push a model to a registry', load: async () => (await import('./commands/push.js')).push },
+  pull: { summary: 'Pull a model from a registry into the store (resumable)', load: async () => (await import('./commands/push.js')).pull },
+  copy: { summary: 'Copy a model between registries or repositories', load: async () => (await import('./commands/push.js')).copyCommand },
+  tags: { summary: 'List the tags of a repository in a registry', load: async () => (await import('./commands/login.js')).tagsCommand },
+  login: { summary: 'Save credentials for a registry (docker config.json)', load: async () => (await import('./commands/login.js')).loginCommand },
+  logout: { summary: 'Remove saved credentials for a registry', load: async () => (await import('./commands/login.js')).logoutCommand },
   extract: { summary: "Restore a model's files into a directory", load: async () => (await import('./commands/extract.js')).extract },
 };
 

@@ -55,3 +55,58 @@ export interface Untagger {
 export function isUntagger(t: object): t is Untagger {
   return typeof (t as Partial<Untagger>).untag === 'function';
 }
+
+/** Progress of one transfer: bytes of the blob handled so far (a resume starts at its offset). */
+export interface PushOptions extends CallOptions {
+  onProgress?(bytes: number, phase: 'resuming' | 'transferring' | 'verifying'): void;
+}
+
+/** Opens the content from a byte offset; the stream yields bytes offset..size-1. */
+export type OpenAt = (offset: number) => Promise<Readable>;
+
+/** Optional capability: reads content from a byte offset (HTTP Range, a file position). */
+export interface RangeFetcher {
+  fetchFrom(desc: Descriptor, offset: number, opts?: CallOptions): Promise<Readable>;
+}
+
+/**
+ * Optional capability: a push that survives faults. When the transfer breaks, it reopens the
+ * source at the offset it had reached (`open(offset)`) instead of starting again; a local store
+ * also keeps partial bytes across processes.
+ */
+export interface ResumablePusher {
+  pushFrom(expected: Descriptor, open: OpenAt, opts?: PushOptions): Promise<void>;
+}
+
+/** Optional capability: links a blob from another repository of the same registry. True when mounted. */
+export interface Mounter {
+  mount(desc: Descriptor, fromRepository: string, opts?: CallOptions): Promise<boolean>;
+}
+
+/** Optional capability: stores a manifest and points a tag at it in one step (PUT by tag). */
+export interface ReferencePusher {
+  pushReference(expected: Descriptor, content: Uint8Array, reference: string, opts?: CallOptions): Promise<void>;
+}
+
+/** Optional capability: lists tags (pagination is hidden). */
+export interface TagLister {
+  tags(opts?: CallOptions & { last?: string; pageSize?: number }): AsyncIterable<string>;
+}
+
+/** Optional capability: deletes a manifest or blob. */
+export interface Deleter {
+  delete(desc: Descriptor, opts?: CallOptions): Promise<void>;
+}
+
+export function isRangeFetcher(t: object): t is RangeFetcher {
+  return typeof (t as Partial<RangeFetcher>).fetchFrom === 'function';
+}
+export function isResumablePusher(t: object): t is ResumablePusher {
+  return typeof (t as Partial<ResumablePusher>).pushFrom === 'function';
+}
+export function isMounter(t: object): t is Mounter {
+  return typeof (t as Partial<Mounter>).mount === 'function';
+}
+export function isReferencePusher(t: object): t is ReferencePusher {
+  return typeof (t as Partial<ReferencePusher>).pushReference === 'function';
+}

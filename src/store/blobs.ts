@@ -49,7 +49,7 @@ export class BlobPool {
   }
 
   /** A stream of the blob's bytes (not re-verified: see `verify` for that). */
-  async open(desc: Descriptor): Promise<Readable> {
+  async open(desc: Descriptor, offset = 0): Promise<Readable> {
     const p = this.path(desc.digest);
     const fh = await open(p, 'r').catch((e) => {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -57,7 +57,7 @@ export class BlobPool {
       }
       throw fsError(e, p);
     });
-    return fh.createReadStream({ highWaterMark: READ_CHUNK });
+    return fh.createReadStream({ highWaterMark: READ_CHUNK, start: offset });
   }
 
   /** Reads a whole small blob (manifests, configs), verified, refusing anything over maxBytes. */

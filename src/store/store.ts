@@ -7,7 +7,8 @@ import { homedir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PackError } from '../errors.js';
-import type { ByteSource, CallOptions, Target, Untagger } from '../content/storage.js';
+import type { ByteSource, CallOptions, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
+import { ingestResumable } from './partial.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
@@ -27,7 +28,7 @@ export interface StoreEntry {
   descriptor: Descriptor;
 }
 
-export class LocalStore implements Target, Untagger {
+export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePusher {
   readonly blobs: BlobPool;
   private lease: Lease | undefined;
 
@@ -50,6 +51,20 @@ export class LocalStore implements Target, Untagger {
 
   fetch(desc: Descriptor, _opts?: CallOptions): Promise<Readable> {
     return this.blobs.open(desc);
+  }
+
+  /** The blob's bytes from offset on (a resumed upload re-reads from where the registry stopped). */
+  fetchFrom(desc: Descriptor, offset: number, _opts?: CallOptions): Promise<Readable> {
+    return this.blobs.open(desc, offset);
+  }
+
+  /** Downloads into a partial file that a later run resumes; verified before it becomes visible. */
+  async pushFrom(expected: Descriptor, open: OpenAt, opts?: PushOptions): Promise<void> {
+    if (await this.blobs.exists(expected)) {
+      await this.blobs.hold(expected.digest);
+      return;
+    }
+    await ingestResumable(this.blobs, expected, open, opts);
   }
 
   exists(desc: Descriptor, _opts?: CallOptions): Promise<boolean> {

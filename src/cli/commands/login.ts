@@ -1,0 +1,71 @@
+/** `mpk login HOST`, `mpk logout HOST`, `mpk tags REPO`. */
+import { PackError } from '../../errors.js';
+import { login, logout } from '../../transfer/login.js';
+import { listRemoteTags } from '../../transfer/tags.js';
+import type { CommandSpec } from '../context.js';
+import { REGISTRY_OPTIONS, transferOptions } from '../registry-flags.js';
+
+export const loginCommand: CommandSpec = {
+  name: 'login',
+  usage: 'mpk login HOST [-u USER] (--password-stdin | -p PASSWORD)',
+  summary: "Check credentials with the registry and save them in docker's config.json (or its credential\nhelper), shared with docker, oras and skopeo. DOCKER_CONFIG chooses the directory.",
+  help: [
+    '-u, --username USER   user name',
+    '--password-stdin      read the password (or token) from standard input',
+    '-p, --password PASS   the password on the command line (visible to other users; prefer --password-stdin)',
+    '--plain-http, --insecure, --ca-file FILE   as for push and pull',
+  ],
+  options: {
+    username: { type: 'string', short: 'u' },
+    password: { type: 'string', short: 'p' },
+    'password-stdin': { type: 'boolean' },
+    'plain-http': REGISTRY_OPTIONS['plain-http']!,
+    insecure: REGISTRY_OPTIONS.insecure!,
+    'ca-file': REGISTRY_OPTIONS['ca-file']!,
+  },
+  args: [1, 1],
+  async run(ctx, v, [host]) {
+    const username = typeof v.username === 'string' ? v.username : ctx.env.MPK_REGISTRY_USER;
+    let password = typeof v.password === 'string' ? v.password : undefined;
+    if (v['password-stdin']) {
+      if (password !== undefined) throw new PackError('USAGE', '--password and --password-stdin both given', { hint: 'use one' });
+      if (!ctx.readStdin) throw new PackError('USAGE', '--password-stdin: no standard input here');
+      password = (await ctx.readStdin()).replace(/\r?\n$/, '');
+    } else if (password !== undefined) {
+      ctx.warn('a password on the command line is visible to other users; prefer --password-stdin');
+    }
+    if (!username) throw new PackError('USAGE', 'mpk login: no user name', { hint: 'give -u USER' });
+    if (password === undefined || password === '') throw new PackError('USAGE', 'mpk login: no password', { hint: 'pipe it in with --password-stdin' });
+    const r = await login(host!, { username, password }, { ...transferOptions(ctx, v), env: ctx.env });
+    ctx.stdout.write(`Login succeeded: ${r.host} (saved in ${r.storedIn === 'file' ? 'config.json' : `docker-credential-${r.storedIn}`})\n`);
+    return 0;
+  },
+};
+
+export const logoutCommand: CommandSpec = {
+  name: 'logout',
+  usage: 'mpk logout HOST',
+  summary: 'Remove the saved credentials for HOST.',
+  help: [],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _v, [host]) {
+    const r = await logout(host!, { env: ctx.env });
+    ctx.stdout.write(r.removed ? `Removed login credentials for ${r.host}\n` : `Not logged in to ${r.host}\n`);
+    return 0;
+  },
+};
+
+export const tagsCommand: CommandSpec = {
+  name: 'tags',
+  usage: 'mpk tags HOST/NAME',
+  summary: 'List the tags of a repository in a registry (all pages).',
+  help: ['--json   a JSON array', '--plain-http, --insecure, --ca-file FILE   as for push and pull'],
+  options: { json: { type: 'boolean' }, 'plain-http': REGISTRY_OPTIONS['plain-http']!, insecure: REGISTRY_OPTIONS.insecure!, 'ca-file': REGISTRY_OPTIONS['ca-file']! },
+  args: [1, 1],
+  async run(ctx, v, [repo]) {
+    const tags = await listRemoteTags(repo!, transferOptions(ctx, v));
+    ctx.stdout.write(v.json ? JSON.stringify(tags) + '\n' : tags.map((t) => `${t}\n`).join(''));
+    return 0;
+  },
+};

@@ -1,0 +1,92 @@
+/** `mpk push REF` / `mpk push SRC DST`, `mpk pull REF`, `mpk copy SRC DST`: one transfer each. */
+import { resolve } from 'node:path';
+import { extractModel } from '../../extract/extract.js';
+import { transfer, pullModel, pushModel, type TransferResult } from '../../transfer/transfer.js';
+import type { CommandSpec, Ctx } from '../context.js';
+import { humanBytes } from '../format.js';
+import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
+import { withStore } from '../store.js';
+
+function report(ctx: Ctx, v: Record<string, unknown>, verb: string, r: TransferResult, extra: Record<string, unknown> = {}): number {
+  if (v.json) {
+    ctx.stdout.write(
+      JSON.stringify({ event: 'result', source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType, size: r.root.size, ...r.stats, seconds: r.seconds, ...extra }) + '\n',
+    );
+  } else if (!ctx.quiet || !v.quiet) {
+    const moved = r.stats.transferred ? `${r.stats.transferred} blobs, ${humanBytes(r.stats.bytes)}` : 'no blobs moved';
+    ctx.stdout.write(`${verb} ${r.destination}@${r.root.digest} (${moved}; ${r.stats.skipped} already there${r.stats.mounted ? `, ${r.stats.mounted} mounted` : ''}) in ${r.seconds.toFixed(1)} s\n`);
+  }
+  return 0;
+}
+
+async function run(ctx: Ctx, v: Record<string, unknown>, label: string, fn: (o: ReturnType<typeof transferOptions>) => Promise<TransferResult>): Promise<TransferResult> {
+  const o = transferOptions(ctx, v);
+  const display = transferDisplay(ctx, v, o, label);
+  try {
+    const r = await fn(o);
+    display.finish({ ok: true });
+    return r;
+  } catch (e) {
+    display.finish({ ok: false }); // the error itself is printed once, by the CLI
+    throw e;
+  }
+}
+
+export const push: CommandSpec = {
+  name: 'push',
+  usage: 'mpk push REF | mpk push SOURCE TARGET',
+  summary: 'Push a model from the store to a registry. REF names both (HOST[:PORT]/NAME:TAG); with two\nreferences the local SOURCE is pushed as TARGET. Blobs the registry has are skipped.',
+  help: REGISTRY_HELP,
+  options: REGISTRY_OPTIONS,
+  args: [1, 2],
+  async run(ctx, v, [src, dst]) {
+    const r = await withStore(ctx, (store) => run(ctx, v, `Pushing ${dst ?? src}`, (o) => pushModel(store, src!, dst ?? src!, o)));
+    return report(ctx, v, 'Pushed', r);
+  },
+};
+
+export const pull: CommandSpec = {
+  name: 'pull',
+  usage: 'mpk pull REF [--extract DIR] [--variant V | --platform OS/ARCH]',
+  summary: 'Pull a model from a registry into the store, verifying every byte. An interrupted pull\nresumes where it stopped. A model already in the store moves no blob.',
+  help: [
+    '--extract DIR        then restore its files under DIR (as mpk extract)',
+    '--variant V          from an index: the manifest with an annotation equal to V (e.g. Q4_K_M, or KEY=VALUE)',
+    '--platform OS/ARCH   from an index: the manifest for this platform',
+    ...REGISTRY_HELP,
+  ],
+  options: { ...REGISTRY_OPTIONS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' } },
+  args: [1, 1],
+  async run(ctx, v, [src]) {
+    const extractDir = typeof v.extract === 'string' ? resolve(ctx.cwd, v.extract) : undefined;
+    let files: number | undefined;
+    const r = await withStore(ctx, async (store) => {
+      const res = await run(ctx, v, `Pulling ${src}`, (o) => {
+        if (typeof v.variant === 'string' || typeof v.platform === 'string') {
+          o.select = {};
+          if (typeof v.variant === 'string') o.select.variant = v.variant;
+          if (typeof v.platform === 'string') o.select.platform = v.platform;
+        }
+        return pullModel(store, src!, undefined, o);
+      });
+      if (extractDir) files = (await extractModel(store, `${res.destination}`, extractDir, ctx.signal ? { signal: ctx.signal } : {})).files.length;
+      return res;
+    });
+    report(ctx, v, 'Pulled', r, extractDir ? { extracted: extractDir, files } : {});
+    if (extractDir && !v.json) ctx.stdout.write(`Extracted ${files} files to ${extractDir}\n`);
+    return 0;
+  },
+};
+
+export const copyCommand: CommandSpec = {
+  name: 'copy',
+  usage: 'mpk copy SOURCE TARGET',
+  summary: 'Copy a model between registries, repositories or the store (a name without HOST is local).\nWithin one registry, blobs are mounted rather than sent again. An index is copied whole.',
+  help: REGISTRY_HELP,
+  options: REGISTRY_OPTIONS,
+  args: [2, 2],
+  async run(ctx, v, [src, dst]) {
+    const r = await withStore(ctx, (store) => run(ctx, v, `Copying ${src} to ${dst}`, (o) => transfer(store, src!, dst!, o)));
+    return report(ctx, v, 'Copied', r);
+  },
+};

@@ -1,0 +1,207 @@
+/**
+ * Graph copy between any two stores: push, pull and copy are all this walk (as oras-go's Copy).
+ * - Children before parents: a manifest is written only after every blob it names is in place
+ *   and verified (by the destination: a registry checks the digest of every upload, the local
+ *   store hashes every byte it ingests); the tag comes last.
+ * - Each node once (a map of promises, so diamond graphs are fine); what the destination has is
+ *   skipped (HEAD), and an existing manifest skips its whole sub-graph.
+ * - Blobs: a cross-repository mount when a candidate repository is known; otherwise a resumable
+ *   transfer when both sides can (Range reads, partial files); bounded parallelism.
+ */
+import { PackError } from '../errors.js';
+import {
+  isMounter,
+  isRangeFetcher,
+  isReferencePusher,
+  isResumablePusher,
+  type CallOptions,
+  type OpenAt,
+  type ReadOnlyStorage,
+  type ReadOnlyTarget,
+  type Storage,
+  type Target,
+} from '../content/storage.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { VerifyStream } from '../oci/digest.js';
+import { MAX_MANIFEST_BYTES, childDescriptors, isManifestLike, parseManifest } from '../oci/manifest.js';
+import { ANNOTATION_TITLE } from '../oci/media-types.js';
+import { Limiter } from '../internal/limiter.js';
+import { selectManifest, type Selection } from './select.js';
+
+export type CopyState = 'waiting' | 'exists' | 'mounted' | 'uploading' | 'downloading' | 'resuming' | 'verifying' | 'done' | 'failed';
+
+/** One blob's progress (the CLI's transfer display takes these as they are). */
+export interface CopyEvent {
+  digest: string;
+  mediaType: string;
+  size: number;
+  title?: string;
+  state: CopyState;
+  bytes?: number;
+  error?: string;
+}
+
+/** Blobs moved at once: enough to hide round trips for many small blobs; large ones share the link. */
+export const DEFAULT_COPY_CONCURRENCY = 8;
+
+export interface CopyGraphOptions extends CallOptions {
+  concurrency?: number;
+  /** Which word describes moving bytes (`uploading` for push, `downloading` for pull). */
+  verb?: 'uploading' | 'downloading';
+  onEvent?(ev: CopyEvent): void;
+  /** Repositories of the destination's registry that may already hold the blob (cross-repo mount). */
+  mountFrom?(desc: Descriptor): string[];
+  /**
+   * Visit the root's children even when the destination has the root (default false: a registry
+   * never holds a manifest whose blobs are missing). A local store sets it: checking is a stat per
+   * blob, and it repairs a store from which blobs were removed.
+   */
+  revisitExistingRoot?: boolean;
+}
+
+export interface CopyStats {
+  blobs: number;
+  /** Blobs (and manifests) whose bytes moved. */
+  transferred: number;
+  /** Of those, bytes. */
+  bytes: number;
+  skipped: number;
+  mounted: number;
+}
+
+export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descriptor, opts: CopyGraphOptions = {}): Promise<CopyStats> {
+  const limiter = new Limiter(opts.concurrency && opts.concurrency > 0 ? opts.concurrency : DEFAULT_COPY_CONCURRENCY);
+  const seen = new Map<string, Promise<void>>();
+  const stats: CopyStats = { blobs: 0, transferred: 0, bytes: 0, skipped: 0, mounted: 0 };
+  const verb = opts.verb ?? 'uploading';
+  const emit = (d: Descriptor, state: CopyState, bytes?: number, error?: string) => {
+    if (!opts.onEvent) return;
+    const ev: CopyEvent = { digest: d.digest, mediaType: d.mediaType, size: d.size, state };
+    const title = d.annotations?.[ANNOTATION_TITLE];
+    if (title) ev.title = title;
+    if (bytes !== undefined) ev.bytes = bytes;
+    if (error) ev.error = error;
+    opts.onEvent(ev);
+  };
+  const signal = opts.signal;
+
+  const copyBlob = (d: Descriptor) =>
+    limiter.run(async () => {
+      signal?.throwIfAborted();
+      stats.blobs++;
+      if (await dst.exists(d, { signal })) {
+        stats.skipped++;
+        emit(d, 'exists');
+        return;
+      }
+      if (isMounter(dst)) {
+        for (const from of opts.mountFrom?.(d) ?? []) {
+          if (await dst.mount(d, from, { signal })) {
+            stats.mounted++;
+            emit(d, 'mounted');
+            return;
+          }
+        }
+      }
+      emit(d, verb, 0);
+      try {
+        if (isResumablePusher(dst)) {
+          const open: OpenAt = (offset) => (offset === 0 ? src.fetch(d, { signal }) : isRangeFetcher(src) ? src.fetchFrom(d, offset, { signal }) : noRange(d));
+          await dst.pushFrom(d, open, {
+            signal,
+            onProgress: (bytes, phase) => emit(d, phase === 'resuming' ? 'resuming' : phase === 'verifying' ? 'verifying' : verb, bytes),
+          });
+        } else {
+          await dst.push(d, await src.fetch(d, { signal }), { signal });
+        }
+      } catch (e) {
+        emit(d, 'failed', undefined, (e as Error).message);
+        throw e;
+      }
+      stats.transferred++;
+      stats.bytes += d.size;
+      emit(d, 'done', d.size);
+    });
+
+  const copyNode = (d: Descriptor): Promise<void> => {
+    let p = seen.get(d.digest);
+    if (!p) {
+      p = isManifestLike(d.mediaType) ? copyManifest(d) : copyBlob(d);
+      seen.set(d.digest, p);
+    }
+    return p;
+  };
+
+  const copyManifest = async (d: Descriptor): Promise<void> => {
+    if ((d !== root || !opts.revisitExistingRoot) && (await dst.exists(d, { signal }))) {
+      stats.skipped++;
+      emit(d, 'exists');
+      return;
+    }
+    const bytes = await fetchManifestBytes(src, d, signal);
+    const parsed = parseManifest(bytes, d.mediaType, d.digest);
+    await Promise.all(childDescriptors(parsed).map(copyNode));
+    if (d === root) return; // the root is written by the caller, with its tag
+    await dst.push(d, bytes, { signal });
+    stats.transferred++;
+    emit(d, 'done', d.size);
+  };
+
+  await copyNode(root);
+  return stats;
+}
+
+function noRange(d: Descriptor): never {
+  throw new PackError('UNSUPPORTED', `${d.digest}: the source cannot be read from an offset`);
+}
+
+/** Reads a manifest or index (at most 4 MiB), verified against its descriptor. */
+export async function fetchManifestBytes(src: ReadOnlyStorage, d: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+  if (d.size > MAX_MANIFEST_BYTES) throw new PackError('SIZE_EXCEEDS_LIMIT', `${d.digest}: manifest of ${d.size} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`);
+  const stream = await src.fetch(d, { signal });
+  const verify = new VerifyStream(d);
+  const chunks: Buffer[] = [];
+  stream.on('error', (e) => verify.destroy(e));
+  for await (const c of stream.pipe(verify) as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+export interface CopyOptions extends CopyGraphOptions {
+  /** For an index: pick one manifest (pull into the store). Without it, the whole index is copied. */
+  select?: Selection;
+}
+
+export interface CopyResult {
+  /** What was copied and tagged (the chosen manifest when an index was narrowed). */
+  root: Descriptor;
+  /** The descriptor the source reference resolved to. */
+  resolved: Descriptor;
+  stats: CopyStats;
+}
+
+/**
+ * Resolves srcRef (pinning its digest), copies the graph, then writes the root under dstRef:
+ * by PUT by tag where the destination can (a registry), else push + tag.
+ */
+export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dstRef: string, opts: CopyOptions = {}): Promise<CopyResult> {
+  const resolved = await src.resolve(srcRef, { signal: opts.signal });
+  let root = resolved;
+  let bytes = await fetchManifestBytes(src, root, opts.signal);
+  if (opts.select) {
+    const parsed = parseManifest(bytes, root.mediaType, srcRef);
+    if (parsed.kind === 'index') {
+      root = selectManifest(parsed.index, opts.select, srcRef);
+      bytes = await fetchManifestBytes(src, root, opts.signal);
+    }
+  }
+  const stats = await copyGraph(src, dst, root, opts);
+  const plain: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
+  if (root.artifactType) plain.artifactType = root.artifactType;
+  if (isReferencePusher(dst)) {
+    await dst.pushReference(plain, bytes, dstRef, { signal: opts.signal });
+  } else {
+    await dst.push(plain, bytes, { signal: opts.signal });
+    await dst.tag(plain, dstRef, { signal: opts.signal });
+  }
+  return { root: plain, resolved, stats };
+}

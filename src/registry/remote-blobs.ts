@@ -1,0 +1,80 @@
+/**
+ * Blob reads on a remote repository: HEAD (exists), GET (whole or from an offset with Range),
+ * DELETE. Bodies are returned as streams; the caller verifies (the local store's ingest hashes
+ * every byte as it lands).
+ * Reference: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-blobs
+ */
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { PackError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { responseError } from './errcode.js';
+import { discard, type HttpResponse } from './transport.js';
+import type { RepoContext } from './repo-context.js';
+
+export async function blobExists(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
+  const res = await ctx.client.request(ctx.host, { method: 'HEAD', path: ctx.path(`blobs/${desc.digest}`), scopes: ctx.pull, signal });
+  await discard(res);
+  if (res.status === 404) return false;
+  if (res.status !== 200) throw await responseError('HEAD', res, `${ctx.name}@${desc.digest}`);
+  const len = Number(res.headers['content-length']);
+  return !Number.isFinite(len) || len === desc.size;
+}
+
+/** The blob's bytes from `offset` on (Range); a registry that ignores Range is handled too. */
+export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, signal?: AbortSignal): Promise<Readable> {
+  const headers: Record<string, string> = {};
+  if (offset > 0) headers.range = `bytes=${offset}-`;
+  const res = await ctx.client.request(ctx.host, { method: 'GET', path: ctx.path(`blobs/${desc.digest}`), headers, scopes: ctx.pull, signal });
+  if (res.status === 404) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
+  if (offset > 0 && res.status === 206) {
+    const start = contentRangeStart(res);
+    if (start !== offset) {
+      res.body.destroy();
+      throw new PackError('REGISTRY', `${desc.digest}: asked for bytes from ${offset}, the registry sent from ${start}`);
+    }
+    return checkLength(res, desc.size - offset, desc);
+  }
+  if (res.status !== 200) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
+  const body = checkLength(res, desc.size, desc);
+  return offset > 0 ? body.pipe(new SkipBytes(offset)) : body;
+}
+
+export async function deleteBlob(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<void> {
+  const res = await ctx.client.request(ctx.host, { method: 'DELETE', path: ctx.path(`blobs/${desc.digest}`), scopes: ctx.del, signal });
+  if (res.status !== 202 && res.status !== 200 && res.status !== 204) throw await responseError('DELETE', res, `${ctx.name}@${desc.digest}`);
+  await discard(res);
+}
+
+function contentRangeStart(res: HttpResponse): number {
+  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+  return m ? Number(m[1]) : -1;
+}
+
+/** A declared Content-Length other than what the descriptor says is refused before reading. */
+function checkLength(res: HttpResponse, want: number, desc: Descriptor): Readable {
+  const len = res.headers['content-length'];
+  if (len !== undefined && Number(len) !== want) {
+    res.body.destroy();
+    throw new PackError('SIZE_MISMATCH', `${desc.digest}: the registry sends ${len} bytes, the manifest says ${want}`, {
+      hint: 'the registry holds different content under this digest; report it to its admin',
+    });
+  }
+  return res.body;
+}
+
+/** Drops the first n bytes (a registry that answered a Range request with the whole blob). */
+class SkipBytes extends Transform {
+  constructor(private left: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    if (this.left >= chunk.length) {
+      this.left -= chunk.length;
+      cb();
+      return;
+    }
+    const out = chunk.subarray(this.left);
+    this.left = 0;
+    cb(null, out);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Blob uploads: POST a session, then one monolithic PUT (blobs up to the chunk size) or PATCHes
+ * of `chunkSize` bytes with Content-Range and a closing PUT `?digest=`. A PATCH that fails asks
+ * the registry how far it got (GET on the session) and goes on from there, re-reading the source
+ * at that offset; anything else starts a new session. Cross-repository mounts are tried first.
+ * Reference: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-blobs
+ */
+import { Readable, Transform } from 'node:stream';
+import { PackError, hasErrorCode } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { OpenAt, PushOptions } from '../content/storage.js';
+import { repositoryScope } from './auth/challenge.js';
+import { responseError } from './errcode.js';
+import { discard, type HttpResponse } from './transport.js';
+import type { RepoContext } from './repo-context.js';
+
+/** Default chunk size: blobs up to this go in one PUT; larger ones in PATCHes of this size. */
+export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
+/** Whole-upload attempts (a new session each) after network failures or a token that expired. */
+const UPLOAD_ATTEMPTS = 3;
+
+export interface UploadOptions extends PushOptions {
+  /** 0: always one PUT. Default DEFAULT_CHUNK_SIZE. */
+  chunkSize?: number;
+}
+
+const OCTET = { 'content-type': 'application/octet-stream' };
+
+/** Tries to mount the blob from another repository of the same registry; true when it did. */
+export async function mountBlob(ctx: RepoContext, desc: Descriptor, from: string, signal?: AbortSignal): Promise<boolean> {
+  const q = `blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}`;
+  const scopes = [...ctx.push, repositoryScope(from, ['pull'])];
+  const res = await ctx.client.request(ctx.host, { method: 'POST', path: ctx.path(q), scopes, signal });
+  if (res.status === 201) {
+    await discard(res);
+    return true;
+  }
+  if (res.status === 202) {
+    // Not mounted; the registry opened an upload session instead. Cancel it (best effort).
+    await discard(res);
+    const loc = res.headers.location;
+    if (loc) {
+      const del = await ctx.client.request(ctx.host, { method: 'DELETE', path: String(loc), scopes: ctx.push, signal }).catch(() => undefined);
+      if (del) await discard(del);
+    }
+    return false;
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 404) {
+    await discard(res); // no pull access to `from`, or it is gone: upload instead
+    return false;
+  }
+  throw await responseError('POST', res, `${ctx.name}: mount of ${desc.digest} from ${from}`);
+}
+
+/** Uploads a blob the registry does not have, re-reading the source with `open` after a fault. */
+export async function uploadBlob(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions = {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await uploadOnce(ctx, desc, open, opts);
+      return;
+    } catch (e) {
+      const again = hasErrorCode(e, 'NETWORK') || (hasErrorCode(e, 'UNAUTHORIZED') && /expired during/.test((e as Error).message)) || isServerError(e);
+      if (!again || attempt >= UPLOAD_ATTEMPTS || opts.signal?.aborted) throw e;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
+function isServerError(e: unknown): boolean {
+  const s = (e as { status?: number }).status;
+  return typeof s === 'number' && (s >= 500 || s === 429);
+}
+
+async function startSession(ctx: RepoContext, signal?: AbortSignal): Promise<{ location: string; minChunk: number }> {
+  const res = await ctx.client.request(ctx.host, { method: 'POST', path: ctx.path('blobs/uploads/'), scopes: ctx.push, signal });
+  if (res.status !== 202) throw await responseError('POST', res, `${ctx.name}: start upload`);
+  await discard(res);
+  return { location: locationOf(ctx, res), minChunk: Number(res.headers['oci-chunk-min-length']) || 0 };
+}
+
+function locationOf(ctx: RepoContext, res: HttpResponse): string {
+  const loc = res.headers.location;
+  if (!loc) throw new PackError('REGISTRY', `${ctx.host}/${ctx.name}: upload response without a Location header`);
+  // Relative locations are resolved against the registry; absolute ones are used as given.
+  return new URL(String(loc), ctx.client.baseUrl(ctx.host) + '/').toString();
+}
+
+function withDigest(location: string, digest: string): string {
+  const u = new URL(location);
+  u.searchParams.set('digest', digest);
+  return u.toString();
+}
+
+async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions): Promise<void> {
+  const signal = opts.signal;
+  let { location, minChunk } = await startSession(ctx, signal);
+  const chunk = Math.max(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, minChunk);
+  if (chunk === 0 || desc.size <= chunk) {
+    const body = counted(await open(0), 0, opts);
+    const res = await ctx.client.request(ctx.host, {
+      method: 'PUT',
+      path: withDigest(location, desc.digest),
+      headers: { ...OCTET, 'content-length': String(desc.size) },
+      body,
+      scopes: ctx.push,
+      signal,
+    });
+    await finish(ctx, desc, res, 'PUT');
+    return;
+  }
+  let offset = 0;
+  let source: Readable | undefined;
+  let iter: AsyncIterator<Buffer> | undefined;
+  let carry: Buffer | undefined;
+  let retries = 0;
+  try {
+    while (offset < desc.size) {
+      if (!source) {
+        source = await open(offset);
+        iter = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        carry = undefined;
+      }
+      const len = Math.min(chunk, desc.size - offset);
+      const start = offset;
+      const take = async function* (): AsyncGenerator<Buffer> {
+        let left = len;
+        while (left > 0) {
+          let buf = carry;
+          carry = undefined;
+          if (!buf) {
+            const r = await iter!.next();
+            if (r.done) throw new PackError('SIZE_MISMATCH', `${desc.digest}: source ended before ${desc.size} bytes`);
+            buf = r.value;
+          }
+          if (buf.length > left) {
+            carry = buf.subarray(left);
+            buf = buf.subarray(0, left);
+          }
+          left -= buf.length;
+          yield buf;
+        }
+      };
+      try {
+        const res = await ctx.client.request(ctx.host, {
+          method: 'PATCH',
+          path: location,
+          headers: { ...OCTET, 'content-length': String(len), 'content-range': `${start}-${start + len - 1}` },
+          body: counted(Readable.from(take(), { objectMode: false }), start, opts),
+          scopes: ctx.push,
+          signal,
+        });
+        if (res.status !== 202) throw await responseError('PATCH', res, `${ctx.name}: upload of ${desc.digest}`);
+        await discard(res);
+        location = locationOf(ctx, res);
+        offset = start + len;
+        retries = 0;
+      } catch (e) {
+        if (signal?.aborted || !(hasErrorCode(e, 'NETWORK') || isServerError(e)) || ++retries > 3) throw e;
+        // Ask the registry how much of the upload it kept, and go on from there.
+        source.destroy();
+        source = undefined;
+        const kept = await uploadStatus(ctx, location, signal);
+        if (kept === undefined) throw e;
+        offset = kept;
+      }
+    }
+  } finally {
+    source?.destroy();
+  }
+  const res = await ctx.client.request(ctx.host, { method: 'PUT', path: withDigest(location, desc.digest), headers: OCTET, scopes: ctx.push, signal });
+  await finish(ctx, desc, res, 'PUT');
+}
+
+/** Bytes the registry holds for an upload session (GET → 204 with `Range: 0-N`), or undefined. */
+async function uploadStatus(ctx: RepoContext, location: string, signal?: AbortSignal): Promise<number | undefined> {
+  const res = await ctx.client.request(ctx.host, { method: 'GET', path: location, scopes: ctx.push, signal });
+  await discard(res);
+  if (res.status !== 204) return undefined;
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(String(res.headers.range ?? ''));
+  return m ? Number(m[1]) + 1 : 0;
+}
+
+async function finish(ctx: RepoContext, desc: Descriptor, res: HttpResponse, method: string): Promise<void> {
+  if (res.status !== 201) throw await responseError(method, res, `${ctx.name}: upload of ${desc.digest}`);
+  await discard(res);
+  const got = res.headers['docker-content-digest'];
+  if (got && got !== desc.digest) {
+    throw new PackError('DIGEST_MISMATCH', `${desc.digest}: the registry stored the upload as ${got}`, { hint: 'push again; if it persists, the registry is faulty' });
+  }
+}
+
+/** Reports bytes as they leave, from `base` on. */
+function counted(src: Readable, base: number, opts: PushOptions): Readable {
+  if (!opts.onProgress) return src;
+  let n = base;
+  const onProgress = opts.onProgress;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      onProgress(n, 'transferring');
+      cb(null, chunk);
+    },
+  });
+  src.on('error', (e) => t.destroy(e));
+  t.on('close', () => src.destroy());
+  return src.pipe(t);
+}

@@ -1,0 +1,180 @@
+/**
+ * Resumable ingest for pulls. The bytes of a blob being downloaded go to
+ * `ingest/partial/<alg>-<hex>`, named by digest so that the next process finds them: after Ctrl-C,
+ * kill -9 or a dropped connection, the next pull re-hashes the kept prefix and asks the source
+ * only for the rest (HTTP Range). Within one run a broken connection is resumed the same way.
+ *
+ * Each write is hashed and then appended, in 1 MiB batches with one write in flight, so the
+ * digest state always matches the bytes in the file. A claim file (`.lock`, `pid host`) keeps
+ * two processes from appending to one partial file; the loser downloads into a private temp file.
+ * Nothing is visible in the store until the whole blob is verified and renamed into place.
+ */
+import { open, readFile, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { PackError, fsError, hasErrorCode } from '../errors.js';
+import { Digester, checkDigest, parseDigest, type Expected } from '../oci/digest.js';
+import type { OpenAt, PushOptions } from '../content/storage.js';
+import type { BlobPool } from './blobs.js';
+import { isStaleOwner } from './lock.js';
+
+const BATCH = 1024 * 1024;
+/** Consecutive failures without progress before giving up. */
+const MAX_STALLED_ATTEMPTS = 5;
+
+export async function ingestResumable(pool: BlobPool, expected: Expected, open: OpenAt, opts: PushOptions = {}): Promise<void> {
+  const claim = await claimPartial(pool, expected.digest);
+  try {
+    let fromZeroAgain = false;
+    for (;;) {
+      const { resumed, digester } = await download(claim.path, expected, open, opts);
+      const bad = checkDigest(expected, digester);
+      if (!bad) {
+        await pool.commit(claim.path, expected.digest);
+        return;
+      }
+      await unlink(claim.path).catch(() => undefined);
+      // A kept prefix from an earlier run may be what was wrong: try once more from zero.
+      if (resumed && !fromZeroAgain) {
+        fromZeroAgain = true;
+        continue;
+      }
+      throw bad;
+    }
+  } finally {
+    await claim.release();
+  }
+}
+
+async function download(path: string, expected: Expected, openAt: OpenAt, opts: PushOptions): Promise<{ resumed: boolean; digester: Digester }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'a+', 0o644);
+  } catch (e) {
+    throw fsError(e, path, 'cannot write');
+  }
+  try {
+    const digester = new Digester(parseDigest(expected.digest).algorithm);
+    let offset = (await fh.stat()).size;
+    if (offset > expected.size) {
+      await fh.truncate(0);
+      offset = 0;
+    }
+    const resumed = offset > 0;
+    if (resumed) {
+      opts.onProgress?.(offset, 'resuming');
+      await rehash(fh, offset, digester);
+    }
+    let stalled = 0;
+    while (offset < expected.size) {
+      const before = offset;
+      try {
+        offset = await append(fh, await openAt(offset), offset, expected, digester, opts);
+        if (offset < expected.size) {
+          throw new PackError('NETWORK', `${expected.digest}: the source ended after ${offset} of ${expected.size} bytes`);
+        }
+      } catch (e) {
+        offset = digester.size; // exactly what was hashed and written
+        if (opts.signal?.aborted || !retriable(e)) throw e;
+        stalled = offset > before ? 1 : stalled + 1;
+        if (stalled > MAX_STALLED_ATTEMPTS) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** (stalled - 1))));
+      }
+    }
+    opts.onProgress?.(offset, 'verifying');
+    return { resumed, digester };
+  } finally {
+    await fh.close();
+  }
+}
+
+function retriable(e: unknown): boolean {
+  if (hasErrorCode(e, 'NETWORK')) return true;
+  const status = (e as { status?: number }).status;
+  return typeof status === 'number' && (status >= 500 || status === 429);
+}
+
+/** Hashes the first `length` bytes already in the file. */
+async function rehash(fh: FileHandle, length: number, digester: Digester): Promise<void> {
+  const buf = Buffer.allocUnsafe(BATCH);
+  let pos = 0;
+  while (pos < length) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(BATCH, length - pos), pos);
+    if (bytesRead === 0) break;
+    digester.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+}
+
+/** Streams src onto the end of the file; returns the new offset (= bytes hashed and written). */
+async function append(fh: FileHandle, src: AsyncIterable<Buffer> & { destroy?(): void }, start: number, expected: Expected, digester: Digester, opts: PushOptions): Promise<number> {
+  let batch: Buffer[] = [];
+  let batchLen = 0;
+  let pending: Promise<void> | undefined;
+  let offset = start;
+  let received = start;
+  const flush = async (bufs: Buffer[]) => {
+    for (const b of bufs) digester.update(b); // hashed first; a failed write is fatal (not retried)
+    const n = bufs.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await fh.writev(bufs).catch((e) => {
+      throw fsError(e, 'partial download', 'cannot write');
+    });
+    if (bytesWritten !== n) throw new PackError('IO', `${expected.digest}: short write to the partial download`);
+    offset += n;
+    opts.onProgress?.(offset, 'transferring');
+  };
+  try {
+    for await (const c of src) {
+      received += c.length;
+      if (received > expected.size) throw new PackError('SIZE_MISMATCH', `${expected.digest}: the source sent more than ${expected.size} bytes`);
+      batch.push(c);
+      batchLen += c.length;
+      if (batchLen >= BATCH) {
+        if (pending) await pending;
+        const out = batch;
+        batch = [];
+        batchLen = 0;
+        pending = flush(out);
+      }
+    }
+    if (pending) await pending;
+    pending = undefined;
+    if (batch.length) await flush(batch);
+    return offset;
+  } catch (e) {
+    src.destroy?.();
+    if (pending) await pending.catch(() => undefined);
+    throw e;
+  }
+}
+
+interface Claim {
+  path: string;
+  release(): Promise<void>;
+}
+
+/** The shared partial file for this digest, or a private temp file if another process has it. */
+async function claimPartial(pool: BlobPool, digest: string): Promise<Claim> {
+  const { algorithm, hex } = parseDigest(digest);
+  const dir = join(pool.ingestDir, 'partial');
+  await mkdir(dir, { recursive: true }).catch((e) => {
+    throw fsError(e, dir, 'cannot create');
+  });
+  const path = join(dir, `${algorithm}-${hex}`);
+  const lock = `${path}.lock`;
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      const fh = await open(lock, 'wx', 0o644);
+      await fh.writeFile(`${process.pid} ${hostname()}`);
+      await fh.close();
+      return { path, release: () => unlink(lock).catch(() => undefined) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, lock, 'cannot create');
+    }
+    const owner = await readFile(lock, 'utf8').catch(() => '');
+    if (owner !== '' && isStaleOwner(owner)) await unlink(lock).catch(() => undefined);
+    else break;
+  }
+  const tmp = await pool.tempPath(); // another live process is downloading this blob: do it privately
+  return { path: tmp, release: () => unlink(tmp).catch(() => undefined) };
+}

@@ -1,0 +1,119 @@
+/**
+ * push, pull and copy of models: each is one `copy()` between two Targets, where a reference with
+ * a registry host names a remote repository and one without names a model in the local store.
+ *   push: store → registry      pull: registry → store      copy: any → any
+ */
+import { setMaxListeners } from 'node:events';
+import { PackError } from '../errors.js';
+import type { Target } from '../content/storage.js';
+import { copy, type CopyEvent, type CopyResult } from '../graph/copy.js';
+import type { Selection } from '../graph/select.js';
+import { formatReference, parseReference, type Reference } from '../oci/reference.js';
+import { DockerCredentialStore } from '../registry/auth/credentials.js';
+import { RegistryClient, type ClientOptions } from '../registry/client.js';
+import { RemoteRepository } from '../registry/repository.js';
+import { LocalStore } from '../store/store.js';
+
+export interface TransferOptions extends ClientOptions {
+  signal?: AbortSignal;
+  /** Blobs in flight (default 8). */
+  concurrency?: number;
+  /** Upload chunk size in bytes (0: one PUT per blob; default 64 MiB). */
+  chunkSize?: number;
+  onEvent?(ev: CopyEvent): void;
+  /** Pull: which manifest of an index to take. */
+  select?: Selection;
+  /** Environment for DOCKER_CONFIG and credential helpers (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface TransferResult extends CopyResult {
+  source: string;
+  destination: string;
+  seconds: number;
+}
+
+interface Endpoint {
+  target: Target;
+  /** What to resolve or tag on this side. */
+  ref: string;
+  display: string;
+  remote?: RemoteRepository;
+}
+
+/** Where a reference lives: `auto` = remote when it names a registry host, else the local store. */
+export type Side = 'local' | 'remote' | 'auto';
+
+function endpoint(ref: Reference, side: Side, store: LocalStore | undefined, client: RegistryClient, opts: TransferOptions): Endpoint {
+  if (side === 'remote' || (side === 'auto' && ref.registry)) {
+    const remote = RemoteRepository.fromReference(client, ref, opts.chunkSize === undefined ? {} : { chunkSize: opts.chunkSize });
+    return { target: remote, ref: ref.digest ?? ref.tag ?? 'latest', display: formatReference(ref), remote };
+  }
+  if (!store) throw new PackError('USAGE', `${formatReference(ref)}: a local name needs the local store`);
+  return { target: store, ref: formatReference(ref), display: formatReference(ref) };
+}
+
+/** The client every transfer uses: docker's credentials unless the caller gives its own. */
+export function makeClient(opts: TransferOptions): RegistryClient {
+  return new RegistryClient({ credentials: opts.credentials ?? new DockerCredentialStore({ env: opts.env ?? process.env }), ...opts });
+}
+
+/**
+ * Copies the model `source` names to `destination` (either may be local or remote). A local
+ * destination keeps partial downloads for the next run and checks every blob of the root.
+ */
+export async function transfer(
+  store: LocalStore | undefined,
+  source: string,
+  destination: string,
+  opts: TransferOptions = {},
+  sides: { source: Side; destination: Side } = { source: 'auto', destination: 'auto' },
+): Promise<TransferResult> {
+  const started = Date.now();
+  // Every request in flight listens on the signal; thousands of small blobs are not a leak.
+  if (opts.signal) setMaxListeners(0, opts.signal);
+  const srcRef = parseReference(source);
+  let dstRef = parseReference(destination);
+  if (dstRef.digest && !dstRef.tag) {
+    throw new PackError('USAGE', `${destination}: the destination needs a tag, not only a digest`, { hint: 'add :TAG' });
+  }
+  if (dstRef.digest) dstRef = { ...dstRef, digest: undefined } as Reference;
+  const client = makeClient(opts);
+  try {
+    const src = endpoint(srcRef, sides.source, store, client, opts);
+    const dst = endpoint(dstRef, sides.destination, store, client, opts);
+    const sameRegistry = src.remote && dst.remote && src.remote.host === dst.remote.host && src.remote.name !== dst.remote.name;
+    const result = await copy(src.target, src.ref, dst.target, dst.ref, {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.select && !dst.remote ? { select: opts.select } : {}),
+      verb: dst.remote ? 'uploading' : 'downloading',
+      revisitExistingRoot: !dst.remote,
+      ...(sameRegistry ? { mountFrom: () => [src.remote!.name] } : {}),
+    });
+    return { ...result, source: src.display, destination: dst.display, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    client.close();
+  }
+}
+
+/** `mpk push REF` pushes the local model REF to the registry it names; `push SRC DST` renames on the way. */
+export function pushModel(store: LocalStore, source: string, destination = source, opts: TransferOptions = {}): Promise<TransferResult> {
+  if (!parseReference(destination).registry) {
+    throw new PackError('USAGE', `${destination}: no registry host to push to`, {
+      hint: `name the registry: mpk push ${source} HOST[:PORT]/NAME:TAG (or mpk tag it first)`,
+    });
+  }
+  return transfer(store, source, destination, opts, { source: 'local', destination: 'remote' });
+}
+
+/** `mpk pull REF` stores the model under the same full name (host/name:tag). */
+export function pullModel(store: LocalStore, source: string, destination?: string, opts: TransferOptions = {}): Promise<TransferResult> {
+  const src = parseReference(source);
+  if (!src.registry) {
+    throw new PackError('USAGE', `${source}: no registry host to pull from`, { hint: 'write HOST[:PORT]/NAME:TAG, e.g. localhost:5000/models/llama:v1' });
+  }
+  const dst = destination ?? formatReference({ ...src, digest: undefined, tag: src.tag ?? (src.digest ? `sha256-${src.digest.slice(7, 19)}` : 'latest') } as Reference);
+  return transfer(store, source, dst, opts, { source: 'remote', destination: 'local' });
+}
