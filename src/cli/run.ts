@@ -114,6 +114,11 @@ export function reportError(io: Io, e: unknown): number {
     io.stderr.write('mpk: interrupted\n');
     return EXIT.INTERRUPTED;
   }
+  const sys = (e as NodeJS.ErrnoException)?.code ?? '';
+  if (!pe && /^(ECONNRESET|EPIPE|ETIMEDOUT|ECONNABORTED|ERR_STREAM_PREMATURE_CLOSE)$/.test(sys)) {
+    io.stderr.write(`mpk: connection lost (${(e as Error).message}). Hint: run the command again; transfers resume\n`);
+    return EXIT.REMOTE;
+  }
   if (!pe) {
     io.stderr.write(`mpk: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     return EXIT.FAILURE;

@@ -94,6 +94,7 @@ export class Transport {
     else if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) headers['content-length'] ??= '0';
     return new Promise<HttpResponse>((resolve, reject) => {
       let settled = false;
+      let response: http.IncomingMessage | undefined;
       const fail = (e: unknown) => {
         if (settled) return;
         settled = true;
@@ -104,6 +105,7 @@ export class Transport {
         { method: req.method, headers, agent: isHttps ? this.httpsAgent : this.httpAgent, signal: req.signal },
         (res) => {
           settled = true;
+          response = res;
           if (DEBUG) process.stderr.write(`mpk: http ${req.method} ${req.url.pathname}${req.url.search ? '?…' : ''} → ${res.statusCode}\n`);
           // Stalls while the body streams are caught by the socket time-out below, which stays armed.
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url: req.url });
@@ -113,7 +115,9 @@ export class Transport {
         const e = new PackError('NETWORK', `${req.method} ${req.url.host}${req.url.pathname}: no data for ${Math.round(this.stallMs / 1000)} s (stalled)`, {
           hint: 'check the network or the registry; the command can be run again and resumes',
         });
-        r.destroy(e);
+        // Once the body streams, its reader must see this error (not a bare "aborted").
+        if (response && !response.complete) response.destroy(e);
+        else r.destroy(e);
       });
       r.on('error', fail);
       if (req.body === undefined) r.end();

@@ -13,7 +13,8 @@ import { open, readFile, unlink, mkdir, type FileHandle } from 'node:fs/promises
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PackError, fsError, hasErrorCode } from '../errors.js';
-import { Digester, checkDigest, parseDigest, type Expected } from '../oci/digest.js';
+import { Digester, parseDigest, type DigestAlgorithm, type Expected } from '../oci/digest.js';
+import { HashFollower, type HashResult } from './hash-follower.js';
 import type { OpenAt, PushOptions } from '../content/storage.js';
 import type { BlobPool } from './blobs.js';
 import { isStaleOwner } from './lock.js';
@@ -27,8 +28,8 @@ export async function ingestResumable(pool: BlobPool, expected: Expected, open: 
   try {
     let fromZeroAgain = false;
     for (;;) {
-      const { resumed, digester } = await download(claim.path, expected, open, opts);
-      const bad = checkDigest(expected, digester);
+      const { resumed, result } = await download(claim.path, expected, open, opts);
+      const bad = result.size !== expected.size || result.digest !== expected.digest;
       if (!bad) {
         await pool.commit(claim.path, expected.digest);
         return;
@@ -39,51 +40,87 @@ export async function ingestResumable(pool: BlobPool, expected: Expected, open: 
         fromZeroAgain = true;
         continue;
       }
-      throw bad;
+      throw new PackError('DIGEST_MISMATCH', `${expected.digest}: downloaded content has digest ${result.digest}`, {
+        hint: 'the registry or the network corrupted the blob; nothing was stored. Pull again, or report it to the registry admin',
+      });
     }
   } finally {
     await claim.release();
   }
 }
 
-async function download(path: string, expected: Expected, openAt: OpenAt, opts: PushOptions): Promise<{ resumed: boolean; digester: Digester }> {
+/** Blobs at least this big are hashed on a worker thread, following the writes. */
+const FOLLOW_MIN_BYTES = 16 * 1024 * 1024;
+
+/** Hashes what is written: inline before each write, or by a worker that reads the file back. */
+interface Hasher {
+  beforeWrite(bufs: Buffer[]): void;
+  written(n: number): void;
+  finish(size: number): Promise<HashResult>;
+  close(): void;
+}
+
+function inlineHasher(algorithm: DigestAlgorithm): Hasher & { digester: Digester } {
+  const digester = new Digester(algorithm);
+  return {
+    digester,
+    beforeWrite: (bufs) => bufs.forEach((b) => digester.update(b)),
+    written: () => undefined,
+    finish: async () => ({ digest: digester.digest(), size: digester.size }),
+    close: () => undefined,
+  };
+}
+
+function followingHasher(path: string, algorithm: DigestAlgorithm): Hasher {
+  const f = new HashFollower(path, algorithm);
+  return { beforeWrite: () => undefined, written: (n) => f.advance(n), finish: (size) => f.digest(size), close: () => f.close() };
+}
+
+async function download(path: string, expected: Expected, openAt: OpenAt, opts: PushOptions): Promise<{ resumed: boolean; result: HashResult }> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'a+', 0o644);
   } catch (e) {
     throw fsError(e, path, 'cannot write');
   }
+  const algorithm = parseDigest(expected.digest).algorithm;
+  let hasher: Hasher | undefined;
   try {
-    const digester = new Digester(parseDigest(expected.digest).algorithm);
     let offset = (await fh.stat()).size;
     if (offset > expected.size) {
       await fh.truncate(0);
       offset = 0;
     }
     const resumed = offset > 0;
-    if (resumed) {
-      opts.onProgress?.(offset, 'resuming');
-      await rehash(fh, offset, digester);
+    if (resumed) opts.onProgress?.(offset, 'resuming');
+    if (expected.size >= FOLLOW_MIN_BYTES) {
+      hasher = followingHasher(path, algorithm);
+      hasher.written(offset); // the kept prefix is re-hashed on the worker while the rest arrives
+    } else {
+      const inline = inlineHasher(algorithm);
+      hasher = inline;
+      if (resumed) await rehash(fh, offset, inline.digester);
     }
+    const state = { written: offset };
     let stalled = 0;
-    while (offset < expected.size) {
-      const before = offset;
+    while (state.written < expected.size) {
+      const before = state.written;
       try {
-        offset = await append(fh, await openAt(offset), offset, expected, digester, opts);
-        if (offset < expected.size) {
-          throw new PackError('NETWORK', `${expected.digest}: the source ended after ${offset} of ${expected.size} bytes`);
+        await append(fh, await openAt(state.written), state, expected, hasher, opts);
+        if (state.written < expected.size) {
+          throw new PackError('NETWORK', `${expected.digest}: the source ended after ${state.written} of ${expected.size} bytes`);
         }
       } catch (e) {
-        offset = digester.size; // exactly what was hashed and written
         if (opts.signal?.aborted || !retriable(e)) throw e;
-        stalled = offset > before ? 1 : stalled + 1;
+        stalled = state.written > before ? 1 : stalled + 1;
         if (stalled > MAX_STALLED_ATTEMPTS) throw e;
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** (stalled - 1))));
       }
     }
-    opts.onProgress?.(offset, 'verifying');
-    return { resumed, digester };
+    opts.onProgress?.(state.written, 'verifying');
+    return { resumed, result: await hasher.finish(state.written) };
   } finally {
+    hasher?.close();
     await fh.close();
   }
 }
@@ -106,22 +143,22 @@ async function rehash(fh: FileHandle, length: number, digester: Digester): Promi
   }
 }
 
-/** Streams src onto the end of the file; returns the new offset (= bytes hashed and written). */
-async function append(fh: FileHandle, src: AsyncIterable<Buffer> & { destroy?(): void }, start: number, expected: Expected, digester: Digester, opts: PushOptions): Promise<number> {
+/** Streams src onto the end of the file, in 1 MiB batches with one write in flight; state.written follows. */
+async function append(fh: FileHandle, src: AsyncIterable<Buffer> & { destroy?(): void }, state: { written: number }, expected: Expected, hasher: Hasher, opts: PushOptions): Promise<void> {
   let batch: Buffer[] = [];
   let batchLen = 0;
   let pending: Promise<void> | undefined;
-  let offset = start;
-  let received = start;
+  let received = state.written;
   const flush = async (bufs: Buffer[]) => {
-    for (const b of bufs) digester.update(b); // hashed first; a failed write is fatal (not retried)
+    hasher.beforeWrite(bufs); // inline hashing: a failed write is fatal (not retried)
     const n = bufs.reduce((a, b) => a + b.length, 0);
     const { bytesWritten } = await fh.writev(bufs).catch((e) => {
       throw fsError(e, 'partial download', 'cannot write');
     });
     if (bytesWritten !== n) throw new PackError('IO', `${expected.digest}: short write to the partial download`);
-    offset += n;
-    opts.onProgress?.(offset, 'transferring');
+    state.written += n;
+    hasher.written(state.written);
+    opts.onProgress?.(state.written, 'transferring');
   };
   try {
     for await (const c of src) {
@@ -140,11 +177,15 @@ async function append(fh: FileHandle, src: AsyncIterable<Buffer> & { destroy?():
     if (pending) await pending;
     pending = undefined;
     if (batch.length) await flush(batch);
-    return offset;
   } catch (e) {
     src.destroy?.();
     if (pending) await pending.catch(() => undefined);
-    throw e;
+    if (e instanceof PackError) throw e;
+    // The source stream broke (connection reset, closed early): a network fault, resumable.
+    throw new PackError('NETWORK', `${expected.digest}: download interrupted at ${state.written} bytes (${(e as Error).message || (e as NodeJS.ErrnoException).code})`, {
+      cause: e,
+      hint: 'run the command again: it resumes from the bytes already kept',
+    });
   }
 }
 
