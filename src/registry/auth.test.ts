@@ -140,8 +140,8 @@ test('token auth: right scopes, cached tokens, one challenge; a pull-only user c
   }
 
   // reader may not push: neither a new repository nor a new tag.
-  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok-ro:v1`, await opts(t, 'reader', USERS.reader)), ['UNAUTHORIZED', 'DENIED']);
-  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok:v2`, await opts(t, 'reader', USERS.reader)), ['UNAUTHORIZED', 'DENIED']);
+  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok-ro:v1`, await opts(t, 'reader', USERS.reader)), ['DENIED']);
+  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok:v2`, await opts(t, 'reader', USERS.reader)), ['DENIED']);
   const c = new RegistryClient({ credential: { username: 'alice', password: USERS.alice }, retries: 2 });
   t.after(() => c.close());
   await rejectsWith(() => new RemoteRepository(c, reg.host, 'tt/tok-ro').resolve('v1'), ['NOT_FOUND']);

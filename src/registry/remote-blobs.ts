@@ -4,7 +4,7 @@
  * every byte as it lands).
  * Reference: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-blobs
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { responseError } from './errcode.js';
@@ -32,10 +32,10 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
       res.body.destroy();
       throw new PackError('REGISTRY', `${desc.digest}: asked for bytes from ${offset}, the registry sent from ${start}`);
     }
-    return checkLength(res, desc.size - offset, desc);
+    return networkErrors(checkLength(res, desc.size - offset, desc), desc, offset);
   }
   if (res.status !== 200) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
-  const body = checkLength(res, desc.size, desc);
+  const body = networkErrors(checkLength(res, desc.size, desc), desc, 0);
   return offset > 0 ? body.pipe(new SkipBytes(offset)) : body;
 }
 
@@ -60,6 +60,28 @@ function checkLength(res: HttpResponse, want: number, desc: Descriptor): Readabl
     });
   }
   return res.body;
+}
+
+/**
+ * The body as a stream whose failures are NETWORK errors (resumable), not bare "aborted" or
+ * ECONNRESET: the reader may be a store ingest that knows nothing of HTTP.
+ */
+function networkErrors(body: Readable, desc: Descriptor, start: number): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let n = start;
+  body.on('data', (c: Buffer) => (n += c.length));
+  body.on('error', (e) => {
+    out.destroy(
+      e instanceof PackError
+        ? e
+        : new PackError('NETWORK', `${desc.digest}: connection lost after ${n} bytes (${e.message || (e as NodeJS.ErrnoException).code})`, {
+            cause: e,
+            hint: 'run the command again: it resumes',
+          }),
+    );
+  });
+  out.on('close', () => body.destroy());
+  return body.pipe(out);
 }
 
 /** Drops the first n bytes (a registry that answered a Range request with the whole blob). */

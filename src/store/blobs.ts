@@ -8,7 +8,7 @@ import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { PackError, fsError } from '../errors.js';
+import { PackError, findPackError, fsError } from '../errors.js';
 import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
@@ -97,7 +97,7 @@ export class BlobPool {
       await this.commit(tmp, expected.digest);
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
-      throw e instanceof PackError ? e : fsError(e, tmp, 'cannot write blob');
+      throw findPackError(e) ?? fsError(e, tmp, 'cannot write blob');
     }
   }
 

@@ -49,6 +49,20 @@ export async function ingestResumable(pool: BlobPool, expected: Expected, open: 
   }
 }
 
+/** Small blobs: fetched whole into a private temp file (no partial file to keep); retried on network faults. */
+export async function ingestWhole(pool: BlobPool, expected: Expected, open: OpenAt, opts: PushOptions = {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.push(expected, await open(0), opts);
+      opts.onProgress?.(expected.size, 'transferring');
+      return;
+    } catch (e) {
+      if (opts.signal?.aborted || !retriable(e) || attempt >= MAX_STALLED_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** (attempt - 1))));
+    }
+  }
+}
+
 /** Blobs at least this big are hashed on a worker thread, following the writes. */
 const FOLLOW_MIN_BYTES = 16 * 1024 * 1024;
 

@@ -8,7 +8,10 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PackError } from '../errors.js';
 import type { ByteSource, CallOptions, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
-import { ingestResumable } from './partial.js';
+import { ingestResumable, ingestWhole } from './partial.js';
+
+/** Blobs from this size on are downloaded into resumable partial files. */
+const RESUMABLE_MIN_BYTES = 1024 * 1024;
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
@@ -64,7 +67,9 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
       await this.blobs.hold(expected.digest);
       return;
     }
-    await ingestResumable(this.blobs, expected, open, opts);
+    // A partial file that a later run resumes is worth its claim file only for big blobs.
+    if (expected.size < RESUMABLE_MIN_BYTES) await ingestWhole(this.blobs, expected, open, opts);
+    else await ingestResumable(this.blobs, expected, open, opts);
   }
 
   exists(desc: Descriptor, _opts?: CallOptions): Promise<boolean> {

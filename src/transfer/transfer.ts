@@ -99,7 +99,7 @@ export async function transfer(
 }
 
 /** `mpk push REF` pushes the local model REF to the registry it names; `push SRC DST` renames on the way. */
-export function pushModel(store: LocalStore, source: string, destination = source, opts: TransferOptions = {}): Promise<TransferResult> {
+export async function pushModel(store: LocalStore, source: string, destination = source, opts: TransferOptions = {}): Promise<TransferResult> {
   if (!parseReference(destination).registry) {
     throw new PackError('USAGE', `${destination}: no registry host to push to`, {
       hint: `name the registry: mpk push ${source} HOST[:PORT]/NAME:TAG (or mpk tag it first)`,
@@ -109,11 +109,12 @@ export function pushModel(store: LocalStore, source: string, destination = sourc
 }
 
 /** `mpk pull REF` stores the model under the same full name (host/name:tag). */
-export function pullModel(store: LocalStore, source: string, destination?: string, opts: TransferOptions = {}): Promise<TransferResult> {
+export async function pullModel(store: LocalStore, source: string, destination?: string, opts: TransferOptions = {}): Promise<TransferResult> {
   const src = parseReference(source);
   if (!src.registry) {
     throw new PackError('USAGE', `${source}: no registry host to pull from`, { hint: 'write HOST[:PORT]/NAME:TAG, e.g. localhost:5000/models/llama:v1' });
   }
   const dst = destination ?? formatReference({ ...src, digest: undefined, tag: src.tag ?? (src.digest ? `sha256-${src.digest.slice(7, 19)}` : 'latest') } as Reference);
-  return transfer(store, source, dst, opts, { source: 'remote', destination: 'local' });
+  // The store keeps one manifest per name: from an index, pull chooses one (or says how to).
+  return transfer(store, source, dst, { ...opts, select: opts.select ?? {} }, { source: 'remote', destination: 'local' });
 }

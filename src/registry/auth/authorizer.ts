@@ -68,6 +68,13 @@ export class Authorizer {
     }
     // Bearer: the challenge may name a scope we did not ask for (and `error="insufficient_scope"`).
     const want = mergeScopes([...scopes, ...(ch.params.scope ? ch.params.scope.split(' ') : [])]);
+    if (sent && ch.params.error === 'insufficient_scope' && want.join(' ') === mergeScopes(scopes).join(' ')) {
+      // We sent a token for exactly what the registry asks for, and it says that is not enough:
+      // the token service granted less than asked. Another token will not change that.
+      throw new PackError('DENIED', `${host}: access to ${want.join(' ')} was refused (insufficient scope)`, {
+        hint: 'these credentials may not do this here (log in as a user who may, or ask the registry admin for access)',
+      });
+    }
     const key = this.key(host, want);
     const cached = this.tokens.get(key);
     if (cached && cached.header === sent) this.tokens.delete(key); // expired or revoked: fetch anew
