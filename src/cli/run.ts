@@ -123,9 +123,14 @@ export function reportError(io: Io, e: unknown): number {
     io.stderr.write(`mpk: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     return EXIT.FAILURE;
   }
-  const msg = pe.message.replace(/\s+/g, ' ').replace(/\.$/, '');
-  io.stderr.write(`mpk: ${msg}${pe.hint ? `. Hint: ${pe.hint}` : ''}\n`);
+  const msg = printable(pe.message.replace(/\s+/g, ' ').replace(/\.$/, ''));
+  io.stderr.write(`mpk: ${msg}${pe.hint ? `. Hint: ${printable(pe.hint)}` : ''}\n`);
   return exitCodeFor(pe.code);
+}
+
+/** Text that came from a registry may hold terminal escapes or bidi controls: shown as '?'. */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 
 export { PackError };

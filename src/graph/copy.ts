@@ -83,7 +83,15 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
     if (error) ev.error = error;
     opts.onEvent(ev);
   };
-  const signal = opts.signal;
+  // The first failure cancels the rest: transfers in flight stop, queued ones never start; the
+  // caller sees that first error only after everything has settled (no writes after it returns).
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) ac.abort(opts.signal.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const signal = ac.signal;
+  const started: Promise<void>[] = [];
+  let firstError: unknown;
 
   const copyBlob = (d: Descriptor) =>
     limiter.run(async () => {
@@ -115,7 +123,7 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
           await dst.push(d, await src.fetch(d, { signal }), { signal });
         }
       } catch (e) {
-        emit(d, 'failed', undefined, (e as Error).message);
+        if (!signal.aborted) emit(d, 'failed', undefined, (e as Error).message);
         throw e;
       }
       stats.transferred++;
@@ -126,8 +134,16 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
   const copyNode = (d: Descriptor): Promise<void> => {
     let p = seen.get(d.digest);
     if (!p) {
-      p = isManifestLike(d.mediaType) ? copyManifest(d) : copyBlob(d);
+      p = (isManifestLike(d.mediaType) ? copyManifest(d) : copyBlob(d)).catch((e) => {
+        if (firstError === undefined) {
+          firstError = e;
+          ac.abort(e);
+        }
+        throw e;
+      });
+      p.catch(() => undefined); // observed below, after everything settled
       seen.set(d.digest, p);
+      started.push(p);
     }
     return p;
   };
@@ -147,7 +163,17 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
     emit(d, 'done', d.size);
   };
 
-  await copyNode(root);
+  try {
+    await copyNode(root).catch(() => undefined);
+    for (let n = 0; n < started.length; ) {
+      const batch = started.slice(n);
+      n = started.length;
+      await Promise.allSettled(batch);
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  if (firstError !== undefined) throw firstError;
   return stats;
 }
 

@@ -8,6 +8,7 @@
  * - Redirects (GET/HEAD, e.g. to blob storage): followed, dropping Authorization on another host.
  */
 import { PackError, hasErrorCode } from '../errors.js';
+import { sleep } from '../internal/sleep.js';
 import { Authorizer, type AuthorizerOptions } from './auth/authorizer.js';
 import { discard, Transport, type Body, type HttpResponse, type TransportOptions } from './transport.js';
 
@@ -53,11 +54,14 @@ export class RegistryClient {
 
   async request(host: string, o: RequestOptions): Promise<HttpResponse> {
     const replayable = o.body === undefined || Buffer.isBuffer(o.body);
-    let url = new URL(o.path, this.baseUrl(host) + '/');
+    const origin = new URL(this.baseUrl(host)).origin;
+    let url = new URL(o.path, origin + '/');
     let authRounds = 0;
     let redirects = 0;
     for (let attempt = 1; ; attempt++) {
-      const sameHost = url.host === host;
+      // Credentials go only to the registry's own scheme, host and port: never to blob storage a
+      // redirect points at, nor over http:// when a proxy's Location downgrades an https registry.
+      const sameHost = url.origin === origin;
       const auth = sameHost ? await this.auth.header(host, o.scopes, o.signal ?? undefined) : undefined;
       const headers: Record<string, string> = { ...o.headers };
       if (auth) headers.authorization = auth;
@@ -100,6 +104,7 @@ export class RegistryClient {
   }
 
   private async backoff(attempt: number, retryAfter: string | string[] | undefined, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new PackError('ABORTED', 'interrupted');
     let ms = Math.min(10_000, this.retryBaseMs * 2 ** (attempt - 1));
     ms = ms / 2 + Math.random() * (ms / 2);
     const ra = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
@@ -108,17 +113,7 @@ export class RegistryClient {
       const when = Number.isFinite(secs) ? secs * 1000 : Date.parse(ra) - Date.now();
       if (Number.isFinite(when) && when > 0) ms = Math.min(30_000, when);
     }
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, ms);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t);
-          reject(new PackError('ABORTED', 'interrupted'));
-        },
-        { once: true },
-      );
-    });
+    await sleep(ms, signal);
   }
 
   close(): void {

@@ -36,7 +36,11 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
   }
   if (res.status !== 200) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
   const body = networkErrors(checkLength(res, desc.size, desc), desc, 0);
-  return offset > 0 ? body.pipe(new SkipBytes(offset)) : body;
+  if (offset === 0) return body;
+  const skip = new SkipBytes(offset);
+  body.on('error', (e) => skip.destroy(e));
+  skip.on('close', () => body.destroy());
+  return body.pipe(skip);
 }
 
 export async function deleteBlob(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<void> {
@@ -67,7 +71,7 @@ function checkLength(res: HttpResponse, want: number, desc: Descriptor): Readabl
  * ECONNRESET: the reader may be a store ingest that knows nothing of HTTP.
  */
 function networkErrors(body: Readable, desc: Descriptor, start: number): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
   let n = start;
   body.on('data', (c: Buffer) => (n += c.length));
   body.on('error', (e) => {

@@ -15,7 +15,9 @@ export async function* listTags(ctx: RepoContext, opts: { last?: string; pageSiz
   if (opts.pageSize) q.set('n', String(opts.pageSize));
   if (opts.last) q.set('last', opts.last);
   let path: string | undefined = ctx.path(`tags/list${q.size ? `?${q}` : ''}`);
-  for (let page = 0; path && page < MAX_PAGES; page++) {
+  const visited = new Set<string>();
+  for (let page = 0; path && page < MAX_PAGES && !visited.has(path); page++) {
+    visited.add(path); // a registry that links a page to itself must not loop us
     const res = await ctx.client.request(ctx.host, { method: 'GET', path, scopes: ctx.pull, signal: opts.signal });
     if (res.status !== 200) throw await responseError('GET', res, `${ctx.host}/${ctx.name}: tags`);
     const body = await readBody(res, MAX_PAGE_BYTES);
@@ -26,7 +28,8 @@ export async function* listTags(ctx: RepoContext, opts: { last?: string; pageSiz
       throw new PackError('REGISTRY', `${ctx.host}/${ctx.name}: tag list is not JSON`);
     }
     if (doc.tags !== null && doc.tags !== undefined && !Array.isArray(doc.tags)) throw new PackError('REGISTRY', `${ctx.host}/${ctx.name}: tag list has no tags array`);
-    for (const t of (doc.tags as unknown[] | null) ?? []) if (typeof t === 'string') yield t;
+    // Only strings that are valid tags: they end up on terminals and in references.
+    for (const t of (doc.tags as unknown[] | null) ?? []) if (typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t)) yield t;
     path = nextLink(res.headers.link);
   }
 }

@@ -96,6 +96,7 @@ export class Transport {
       let settled = false;
       let response: http.IncomingMessage | undefined;
       const fail = (e: unknown) => {
+        if (req.body instanceof Readable) req.body.destroy(); // release its file or socket
         if (settled) return;
         settled = true;
         reject(networkError(req, e));

@@ -10,7 +10,9 @@ import { PackError, hasErrorCode } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { OpenAt, PushOptions } from '../content/storage.js';
 import { repositoryScope } from './auth/challenge.js';
-import { responseError } from './errcode.js';
+import { responseError, type RegistryError } from './errcode.js';
+import { blobExists } from './remote-blobs.js';
+import { sleep } from '../internal/sleep.js';
 import { discard, type HttpResponse } from './transport.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -59,9 +61,18 @@ export async function uploadBlob(ctx: RepoContext, desc: Descriptor, open: OpenA
       await uploadOnce(ctx, desc, open, opts);
       return;
     } catch (e) {
-      const again = hasErrorCode(e, 'NETWORK') || (hasErrorCode(e, 'UNAUTHORIZED') && /expired during/.test((e as Error).message)) || isServerError(e);
-      if (!again || attempt >= UPLOAD_ATTEMPTS || opts.signal?.aborted) throw e;
-      await new Promise((r) => setTimeout(r, 200 * attempt));
+      if (opts.signal?.aborted) throw e;
+      // The closing PUT may have been applied although its answer was lost: ask before re-sending.
+      if (await blobExists(ctx, desc, opts.signal).catch(() => false)) return;
+      const status = (e as { status?: number }).status;
+      const again =
+        hasErrorCode(e, 'NETWORK') ||
+        (hasErrorCode(e, 'UNAUTHORIZED') && /expired during/.test((e as Error).message)) ||
+        isServerError(e) ||
+        status === 416 || // the session and we disagree on the offset: start a new one
+        (status === 404 && (e as RegistryError).has?.('BLOB_UPLOAD_UNKNOWN'));
+      if (!again || attempt >= UPLOAD_ATTEMPTS) throw e;
+      await sleep(200 * attempt, opts.signal);
     }
   }
 }
@@ -94,17 +105,23 @@ function withDigest(location: string, digest: string): string {
 async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions): Promise<void> {
   const signal = opts.signal;
   let { location, minChunk } = await startSession(ctx, signal);
-  const chunk = Math.max(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, minChunk);
+  const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunk = wanted === 0 ? 0 : Math.max(wanted, minChunk); // the minimum applies to chunks only
   if (chunk === 0 || desc.size <= chunk) {
     const body = counted(await open(0), 0, opts);
-    const res = await ctx.client.request(ctx.host, {
-      method: 'PUT',
-      path: withDigest(location, desc.digest),
-      headers: { ...OCTET, 'content-length': String(desc.size) },
-      body,
-      scopes: ctx.push,
-      signal,
-    });
+    const res = await ctx.client
+      .request(ctx.host, {
+        method: 'PUT',
+        path: withDigest(location, desc.digest),
+        headers: { ...OCTET, 'content-length': String(desc.size) },
+        body,
+        scopes: ctx.push,
+        signal,
+      })
+      .catch((e) => {
+        body.destroy();
+        throw e;
+      });
     await finish(ctx, desc, res, 'PUT');
     return;
   }
@@ -160,7 +177,9 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
         source.destroy();
         source = undefined;
         const kept = await uploadStatus(ctx, location, signal);
-        if (kept === undefined) throw e;
+        // `0-0` means 0 or 1 bytes held (docker-registry 2.8 says it for both): not safe to go on
+        // from there, and less than what we had sent means the session lost data. New session.
+        if (kept === undefined || kept <= 1 || kept > start + len) throw e;
         offset = kept;
       }
     }

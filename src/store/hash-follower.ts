@@ -33,6 +33,7 @@ function pump() {
   }
 }
 parentPort.on('message', (m) => {
+  if (m.stop) { try { fs.closeSync(fd); } catch {} parentPort.close(); return; }
   if (typeof m.upTo === 'number') upTo = Math.max(upTo, m.upTo);
   if (typeof m.end === 'number') { end = m.end; upTo = m.end; }
   pump();
@@ -68,7 +69,13 @@ export class HashFollower {
     return this.result;
   }
 
+  /** Stops the worker; it closes its file itself (a terminated thread would leak the fd). */
   close(): void {
-    void this.worker.terminate();
+    try {
+      this.worker.postMessage({ stop: true });
+    } catch {
+      /* already gone */
+    }
+    this.worker.unref();
   }
 }

@@ -70,25 +70,29 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
-async function breakIfStale(path: string): Promise<void> {
+/** Removes the lock file at path if its owner is dead; true when it is gone (broken or released). */
+export async function breakIfStale(path: string): Promise<boolean> {
   let content: string;
   try {
     content = await readFile(path, 'utf8');
   } catch {
-    return; // released meanwhile
+    return true; // released meanwhile
   }
-  if (content === '' || !isStaleOwner(content)) return; // empty: the owner is still writing its pid
+  if (content === '' || !isStaleOwner(content)) return false; // empty: the owner is still writing its pid
   // Move it aside atomically so that two breakers cannot remove a lock taken in between.
   const aside = `${path}.stale.${process.pid}.${Math.random().toString(36).slice(2)}`;
   try {
     await rename(path, aside);
   } catch {
-    return;
+    return true;
   }
   const moved = await readFile(aside, 'utf8').catch(() => '');
+  let broken = true;
   if (moved !== content) {
     // We moved a fresh lock: put it back if the name is still free.
     await link(aside, path).catch(() => undefined);
+    broken = false;
   }
   await unlink(aside).catch(() => undefined);
+  return broken;
 }

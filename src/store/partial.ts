@@ -9,7 +9,9 @@
  * two processes from appending to one partial file; the loser downloads into a private temp file.
  * Nothing is visible in the store until the whole blob is verified and renamed into place.
  */
-import { open, readFile, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PackError, fsError, hasErrorCode } from '../errors.js';
@@ -17,7 +19,8 @@ import { Digester, parseDigest, type DigestAlgorithm, type Expected } from '../o
 import { HashFollower, type HashResult } from './hash-follower.js';
 import type { OpenAt, PushOptions } from '../content/storage.js';
 import type { BlobPool } from './blobs.js';
-import { isStaleOwner } from './lock.js';
+import { breakIfStale } from './lock.js';
+import { sleep } from '../internal/sleep.js';
 
 const BATCH = 1024 * 1024;
 /** Consecutive failures without progress before giving up. */
@@ -58,7 +61,7 @@ export async function ingestWhole(pool: BlobPool, expected: Expected, open: Open
       return;
     } catch (e) {
       if (opts.signal?.aborted || !retriable(e) || attempt >= MAX_STALLED_ATTEMPTS) throw e;
-      await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** (attempt - 1))));
+      await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)), opts.signal);
     }
   }
 }
@@ -93,7 +96,8 @@ function followingHasher(path: string, algorithm: DigestAlgorithm): Hasher {
 async function download(path: string, expected: Expected, openAt: OpenAt, opts: PushOptions): Promise<{ resumed: boolean; result: HashResult }> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'a+', 0o644);
+    // Not O_APPEND: Linux ignores pwrite positions on such files, and writes here are positioned.
+    fh = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
   } catch (e) {
     throw fsError(e, path, 'cannot write');
   }
@@ -128,7 +132,7 @@ async function download(path: string, expected: Expected, openAt: OpenAt, opts: 
         if (opts.signal?.aborted || !retriable(e)) throw e;
         stalled = state.written > before ? 1 : stalled + 1;
         if (stalled > MAX_STALLED_ATTEMPTS) throw e;
-        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** (stalled - 1))));
+        await sleep(Math.min(5000, 200 * 2 ** (stalled - 1)), opts.signal);
       }
     }
     opts.onProgress?.(state.written, 'verifying');
@@ -157,50 +161,102 @@ async function rehash(fh: FileHandle, length: number, digester: Digester): Promi
   }
 }
 
-/** Streams src onto the end of the file, in 1 MiB batches with one write in flight; state.written follows. */
-async function append(fh: FileHandle, src: AsyncIterable<Buffer> & { destroy?(): void }, state: { written: number }, expected: Expected, hasher: Hasher, opts: PushOptions): Promise<void> {
-  let batch: Buffer[] = [];
-  let batchLen = 0;
-  let pending: Promise<void> | undefined;
-  let received = state.written;
-  const flush = async (bufs: Buffer[]) => {
-    hasher.beforeWrite(bufs); // inline hashing: a failed write is fatal (not retried)
-    const n = bufs.reduce((a, b) => a + b.length, 0);
-    const { bytesWritten } = await fh.writev(bufs).catch((e) => {
-      throw fsError(e, 'partial download', 'cannot write');
-    });
-    if (bytesWritten !== n) throw new PackError('IO', `${expected.digest}: short write to the partial download`);
-    state.written += n;
-    hasher.written(state.written);
-    opts.onProgress?.(state.written, 'transferring');
-  };
-  try {
-    for await (const c of src) {
+/** Writes in flight at once: receiving goes on while the page cache takes earlier batches. */
+const MAX_INFLIGHT_WRITES = 3;
+
+/**
+ * Streams src into the file from state.written on, in 1 MiB batches written at their positions
+ * with up to 4 writes in flight (the socket is paused beyond that). state.written advances only
+ * over the contiguous prefix that is on disk, in order, so a fault leaves it exact.
+ */
+function append(fh: FileHandle, src: Readable, state: { written: number }, expected: Expected, hasher: Hasher, opts: PushOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let batch: Buffer[] = [];
+    let batchLen = 0;
+    let received = state.written;
+    let pos = state.written;
+    let inflight = 0;
+    let chain: Promise<void> = Promise.resolve();
+    let failure: unknown;
+    const fail = (e: unknown) => {
+      if (failure !== undefined) return;
+      failure = e;
+      src.destroy();
+      // Let the writes already started land, so state.written is exact, then report.
+      chain.then(
+        () => reject(asNetwork(e, expected, state.written)),
+        (we) => reject(we),
+      );
+    };
+    const flush = () => {
+      const bufs = batch;
+      const n = batchLen;
+      batch = [];
+      batchLen = 0;
+      hasher.beforeWrite(bufs); // inline hashing is in stream order; a failed write is fatal
+      const at = pos;
+      pos += n;
+      inflight++;
+      const w = fh.writev(bufs, at).then(
+        ({ bytesWritten }) => {
+          if (bytesWritten !== n) throw new PackError('IO', `${expected.digest}: short write to the partial download`);
+        },
+        (e) => {
+          throw fsError(e, 'partial download', 'cannot write');
+        },
+      );
+      const settle = () => {
+        inflight--;
+        if (failure === undefined && inflight < MAX_INFLIGHT_WRITES && src.isPaused()) src.resume();
+      };
+      w.then(settle, settle);
+      chain = chain.then(() => w).then(() => {
+        state.written = at + n;
+        hasher.written(state.written);
+        opts.onProgress?.(state.written, 'transferring');
+      });
+      chain.catch((e) => {
+        if (failure === undefined) {
+          failure = e;
+          src.destroy();
+          reject(e);
+        }
+      });
+    };
+    src.on('data', (c: Buffer) => {
+      if (failure !== undefined) return;
       received += c.length;
-      if (received > expected.size) throw new PackError('SIZE_MISMATCH', `${expected.digest}: the source sent more than ${expected.size} bytes`);
+      if (received > expected.size) {
+        fail(new PackError('SIZE_MISMATCH', `${expected.digest}: the source sent more than ${expected.size} bytes`));
+        return;
+      }
       batch.push(c);
       batchLen += c.length;
       if (batchLen >= BATCH) {
-        if (pending) await pending;
-        const out = batch;
-        batch = [];
-        batchLen = 0;
-        pending = flush(out);
+        flush();
+        if (inflight >= MAX_INFLIGHT_WRITES) src.pause();
       }
-    }
-    if (pending) await pending;
-    pending = undefined;
-    if (batch.length) await flush(batch);
-  } catch (e) {
-    src.destroy?.();
-    if (pending) await pending.catch(() => undefined);
-    if (e instanceof PackError) throw e;
-    // The source stream broke (connection reset, closed early): a network fault, resumable.
-    throw new PackError('NETWORK', `${expected.digest}: download interrupted at ${state.written} bytes (${(e as Error).message || (e as NodeJS.ErrnoException).code})`, {
-      cause: e,
-      hint: 'run the command again: it resumes from the bytes already kept',
     });
-  }
+    src.on('end', () => {
+      if (failure !== undefined) return;
+      if (batchLen > 0) flush();
+      chain.then(resolve, () => undefined);
+    });
+    src.on('error', fail);
+    src.on('close', () => {
+      // Closed without 'end' or 'error' (destroyed by its producer): the bytes stop here.
+      if (failure === undefined && !src.readableEnded) fail(new Error('stream closed early'));
+    });
+  });
+}
+
+/** A broken source stream (reset, closed early) is a network fault: resumable. */
+function asNetwork(e: unknown, expected: Expected, at: number): unknown {
+  if (e instanceof PackError) return e;
+  return new PackError('NETWORK', `${expected.digest}: download interrupted at ${at} bytes (${(e as Error)?.message || (e as NodeJS.ErrnoException)?.code})`, {
+    cause: e,
+    hint: 'run the command again: it resumes from the bytes already kept',
+  });
 }
 
 interface Claim {
@@ -226,9 +282,8 @@ async function claimPartial(pool: BlobPool, digest: string): Promise<Claim> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, lock, 'cannot create');
     }
-    const owner = await readFile(lock, 'utf8').catch(() => '');
-    if (owner !== '' && isStaleOwner(owner)) await unlink(lock).catch(() => undefined);
-    else break;
+    // A claim of a dead process is moved aside atomically, so two pullers cannot both break it.
+    if (!(await breakIfStale(lock))) break;
   }
   const tmp = await pool.tempPath(); // another live process is downloading this blob: do it privately
   return { path: tmp, release: () => unlink(tmp).catch(() => undefined) };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { readIndex } from './index-file.js';
 import { withLock } from './lock.js';
-import { isProcessAlive } from './lock.js';
+import { breakIfStale, isProcessAlive } from './lock.js';
 import { liveLeasedDigests } from './lease.js';
 import { reachableFrom } from './reachable.js';
 import type { LocalStore } from './store.js';
@@ -90,8 +90,27 @@ async function removeDeadTemps(dir: string): Promise<number> {
   }
   let n = 0;
   for (const name of names) {
+    if (name === 'partial') continue;
     const pid = Number(name.split('-')[0]);
     if (Number.isInteger(pid) && pid > 0 && isProcessAlive(pid)) continue;
+    await unlink(join(dir, name)).then(() => n++, () => undefined);
+  }
+  return n + (await removeAbandonedPartials(join(dir, 'partial')));
+}
+
+/** Partial downloads (ingest/partial/) that no live pull claims: prune gives their space back. */
+async function removeAbandonedPartials(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    if (name.endsWith('.lock')) continue;
+    const claim = join(dir, `${name}.lock`);
+    if (!(await breakIfStale(claim))) continue; // a live pull is writing it
     await unlink(join(dir, name)).then(() => n++, () => undefined);
   }
   return n;

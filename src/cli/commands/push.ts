@@ -12,7 +12,7 @@ function report(ctx: Ctx, v: Record<string, unknown>, verb: string, r: TransferR
     ctx.stdout.write(
       JSON.stringify({ event: 'result', source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType, size: r.root.size, ...r.stats, seconds: r.seconds, ...extra }) + '\n',
     );
-  } else if (!ctx.quiet || !v.quiet) {
+  } else if (!ctx.quiet && !v.quiet) {
     const moved = r.stats.transferred ? `${r.stats.transferred} blobs, ${humanBytes(r.stats.bytes)}` : 'no blobs moved';
     ctx.stdout.write(`${verb} ${r.destination}@${r.root.digest} (${moved}; ${r.stats.skipped} already there${r.stats.mounted ? `, ${r.stats.mounted} mounted` : ''}) in ${r.seconds.toFixed(1)} s\n`);
   }

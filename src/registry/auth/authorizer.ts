@@ -6,7 +6,8 @@
  * Reference: https://distribution.github.io/distribution/spec/auth/token/
  * Reference: https://distribution.github.io/distribution/spec/auth/oauth/
  */
-import { PackError } from '../../errors.js';
+import { PackError, hasErrorCode } from '../../errors.js';
+import { sleep } from '../../internal/sleep.js';
 import { readBody, type Transport } from '../transport.js';
 import { mergeScopes, parseChallenges, type Challenge } from './challenge.js';
 import type { Credential, CredentialStore } from './credentials.js';
@@ -69,6 +70,7 @@ export class Authorizer {
     // Bearer: the challenge may name a scope we did not ask for (and `error="insufficient_scope"`).
     const want = mergeScopes([...scopes, ...(ch.params.scope ? ch.params.scope.split(' ') : [])]);
     if (sent && ch.params.error === 'insufficient_scope' && want.join(' ') === mergeScopes(scopes).join(' ')) {
+      if (!(await this.credential(host))) throw this.refused(host, false); // anonymous: logging in may help
       // We sent a token for exactly what the registry asks for, and it says that is not enough:
       // the token service granted less than asked. Another token will not change that.
       throw new PackError('DENIED', `${host}: access to ${want.join(' ')} was refused (insufficient scope)`, {
@@ -136,6 +138,19 @@ export class Authorizer {
   }
 
   private async fetchToken(host: string, ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fetchTokenOnce(host, ch, scopes, signal);
+      } catch (e) {
+        const status = (e as { status?: number }).status ?? 0;
+        const again = hasErrorCode(e, 'NETWORK') || status >= 500 || status === 429;
+        if (!again || attempt >= 4 || signal?.aborted) throw e;
+        await sleep(250 * 2 ** (attempt - 1), signal);
+      }
+    }
+  }
+
+  private async fetchTokenOnce(host: string, ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
     const realm = ch.params.realm;
     if (!realm) throw new PackError('REGISTRY', `${host}: bearer challenge without a realm`, { hint: 'the registry is misconfigured' });
     let url: URL;
@@ -146,6 +161,12 @@ export class Authorizer {
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new PackError('REGISTRY', `${host}: bearer realm ${realm} is not http(s)`);
     const c = await this.credential(host);
+    if (url.protocol === 'http:' && this.transport.baseUrl(host).startsWith('https:') && c) {
+      // Never send a password in clear text because a challenge asked for it.
+      throw new PackError('REGISTRY', `${host}: the token service ${url.origin} is plain http; not sending credentials to it`, {
+        hint: 'the registry is misconfigured (its auth realm should be https)',
+      });
+    }
     const service = ch.params.service;
     let res;
     if (c?.identityToken) {
@@ -173,7 +194,8 @@ export class Authorizer {
     const body = await readBody(res, MAX_TOKEN_BYTES);
     if (res.status === 401 || res.status === 403) throw this.refused(host, !!c);
     if (res.status !== 200) {
-      throw new PackError('REGISTRY', `${host}: token service ${url.host} answered HTTP ${res.status}`, { hint: 'run the command again later' });
+      const err = new PackError('REGISTRY', `${host}: token service ${url.host} answered HTTP ${res.status}`, { hint: 'run the command again later' });
+      throw Object.assign(err, { status: res.status });
     }
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
