@@ -67,6 +67,17 @@ export function hasErrorCode(err: unknown, code: ErrorCode): boolean {
   return false;
 }
 
+/**
+ * A fault worth retrying: the network (NETWORK) or a server that failed or throttled (an error
+ * carrying an HTTP `status` of 5xx or 429), or an error marked `retryable` (a token that expired
+ * while a streamed body was on its way). Auth refusals and bad content are not.
+ */
+export function isTransient(err: unknown): boolean {
+  if (hasErrorCode(err, 'NETWORK') || (err as { retryable?: unknown })?.retryable === true) return true;
+  const status = (err as { status?: unknown })?.status;
+  return typeof status === 'number' && (status >= 500 || status === 429);
+}
+
 /** The first PackError in err's cause chain, if any. */
 export function findPackError(err: unknown): PackError | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 16; depth++) {

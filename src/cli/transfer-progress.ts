@@ -6,16 +6,9 @@
 import { humanBytes, humanRate, shortDigest } from './format.js';
 import type { ProgressSink } from './progress.js';
 
-export type TransferState = 'waiting' | 'exists' | 'mounted' | 'uploading' | 'downloading' | 'resuming' | 'verifying' | 'done' | 'failed';
-export interface TransferEvent {
-  digest: string; // sha256:...
-  mediaType: string;
-  size: number; // total bytes of this blob/manifest
-  title?: string; // file path of the layer (annotation), if any
-  state: TransferState;
-  bytes?: number; // bytes transferred so far (uploading/downloading/resuming/verifying); for 'resuming' the offset resumed from
-  error?: string; // for 'failed'
-}
+/** The display shows the copy engine's events as they are. */
+export type { CopyEvent as TransferEvent, CopyState as TransferState } from '../graph/copy.js';
+import type { CopyEvent as TransferEvent, CopyState as TransferState } from '../graph/copy.js';
 export type DisplayMode = 'tty' | 'plain' | 'json' | 'none';
 export interface TransferDisplay {
   update(ev: TransferEvent): void;

@@ -69,7 +69,11 @@ export interface CopyStats {
   mounted: number;
 }
 
-export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descriptor, opts: CopyGraphOptions = {}): Promise<CopyStats> {
+/**
+ * `fetched` holds manifest bytes the caller already read (verified), by digest: copy() passes the
+ * root's, so the root manifest is fetched once, not twice.
+ */
+export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descriptor, opts: CopyGraphOptions = {}, fetched?: ReadonlyMap<string, Buffer>): Promise<CopyStats> {
   const limiter = new Limiter(opts.concurrency && opts.concurrency > 0 ? opts.concurrency : DEFAULT_COPY_CONCURRENCY);
   const seen = new Map<string, Promise<void>>();
   const stats: CopyStats = { blobs: 0, transferred: 0, bytes: 0, skipped: 0, mounted: 0 };
@@ -154,7 +158,7 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
       emit(d, 'exists');
       return;
     }
-    const bytes = await fetchManifestBytes(src, d, signal);
+    const bytes = fetched?.get(d.digest) ?? (await fetchManifestBytes(src, d, signal));
     const parsed = parseManifest(bytes, d.mediaType, d.digest);
     await Promise.all(childDescriptors(parsed).map(copyNode));
     if (d === root) return; // the root is written by the caller, with its tag
@@ -220,7 +224,7 @@ export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dst
       bytes = await fetchManifestBytes(src, root, opts.signal);
     }
   }
-  const stats = await copyGraph(src, dst, root, opts);
+  const stats = await copyGraph(src, dst, root, opts, new Map([[root.digest, bytes]]));
   const plain: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
   if (root.artifactType) plain.artifactType = root.artifactType;
   if (isReferencePusher(dst)) {

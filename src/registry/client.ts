@@ -78,7 +78,8 @@ export class RegistryClient {
           // A streamed body is gone: forget the token and let the caller start the transfer again.
           await discard(res);
           this.auth.forget(host, auth);
-          throw new PackError('UNAUTHORIZED', `${host}: credentials expired during the transfer`, { hint: 'run the command again' });
+          const err = new PackError('UNAUTHORIZED', `${host}: credentials expired during the transfer`, { hint: 'run the command again' });
+          throw Object.assign(err, { retryable: true }); // the caller can send the body again
         }
         const challenge = res.headers['www-authenticate'];
         await discard(res);

@@ -6,7 +6,7 @@
  * Reference: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-blobs
  */
 import { Readable, Transform } from 'node:stream';
-import { PackError, hasErrorCode } from '../errors.js';
+import { PackError, isTransient } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { OpenAt, PushOptions } from '../content/storage.js';
 import { repositoryScope } from './auth/challenge.js';
@@ -66,9 +66,7 @@ export async function uploadBlob(ctx: RepoContext, desc: Descriptor, open: OpenA
       if (await blobExists(ctx, desc, opts.signal).catch(() => false)) return;
       const status = (e as { status?: number }).status;
       const again =
-        hasErrorCode(e, 'NETWORK') ||
-        (hasErrorCode(e, 'UNAUTHORIZED') && /expired during/.test((e as Error).message)) ||
-        isServerError(e) ||
+        isTransient(e) ||
         status === 416 || // the session and we disagree on the offset: start a new one
         (status === 404 && (e as RegistryError).has?.('BLOB_UPLOAD_UNKNOWN'));
       if (!again || attempt >= UPLOAD_ATTEMPTS) throw e;
@@ -77,10 +75,6 @@ export async function uploadBlob(ctx: RepoContext, desc: Descriptor, open: OpenA
   }
 }
 
-function isServerError(e: unknown): boolean {
-  const s = (e as { status?: number }).status;
-  return typeof s === 'number' && (s >= 500 || s === 429);
-}
 
 async function startSession(ctx: RepoContext, signal?: AbortSignal): Promise<{ location: string; minChunk: number }> {
   const res = await ctx.client.request(ctx.host, { method: 'POST', path: ctx.path('blobs/uploads/'), scopes: ctx.push, signal });
@@ -172,7 +166,7 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
         offset = start + len;
         retries = 0;
       } catch (e) {
-        if (signal?.aborted || !(hasErrorCode(e, 'NETWORK') || isServerError(e)) || ++retries > 3) throw e;
+        if (signal?.aborted || !isTransient(e) || ++retries > 3) throw e;
         // Ask the registry how much of the upload it kept, and go on from there.
         source.destroy();
         source = undefined;

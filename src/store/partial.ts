@@ -14,7 +14,7 @@ import { open, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { PackError, fsError, hasErrorCode } from '../errors.js';
+import { PackError, fsError, isTransient } from '../errors.js';
 import { Digester, parseDigest, type DigestAlgorithm, type Expected } from '../oci/digest.js';
 import { HashFollower, type HashResult } from './hash-follower.js';
 import type { OpenAt, PushOptions } from '../content/storage.js';
@@ -60,7 +60,7 @@ export async function ingestWhole(pool: BlobPool, expected: Expected, open: Open
       opts.onProgress?.(expected.size, 'transferring');
       return;
     } catch (e) {
-      if (opts.signal?.aborted || !retriable(e) || attempt >= MAX_STALLED_ATTEMPTS) throw e;
+      if (opts.signal?.aborted || !isTransient(e) || attempt >= MAX_STALLED_ATTEMPTS) throw e;
       await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)), opts.signal);
     }
   }
@@ -129,7 +129,7 @@ async function download(path: string, expected: Expected, openAt: OpenAt, opts: 
           throw new PackError('NETWORK', `${expected.digest}: the source ended after ${state.written} of ${expected.size} bytes`);
         }
       } catch (e) {
-        if (opts.signal?.aborted || !retriable(e)) throw e;
+        if (opts.signal?.aborted || !isTransient(e)) throw e;
         stalled = state.written > before ? 1 : stalled + 1;
         if (stalled > MAX_STALLED_ATTEMPTS) throw e;
         await sleep(Math.min(5000, 200 * 2 ** (stalled - 1)), opts.signal);
@@ -143,11 +143,6 @@ async function download(path: string, expected: Expected, openAt: OpenAt, opts: 
   }
 }
 
-function retriable(e: unknown): boolean {
-  if (hasErrorCode(e, 'NETWORK')) return true;
-  const status = (e as { status?: number }).status;
-  return typeof status === 'number' && (status >= 500 || status === 429);
-}
 
 /** Hashes the first `length` bytes already in the file. */
 async function rehash(fh: FileHandle, length: number, digester: Digester): Promise<void> {

@@ -6,7 +6,7 @@
  * Reference: https://distribution.github.io/distribution/spec/auth/token/
  * Reference: https://distribution.github.io/distribution/spec/auth/oauth/
  */
-import { PackError, hasErrorCode } from '../../errors.js';
+import { PackError, isTransient } from '../../errors.js';
 import { sleep } from '../../internal/sleep.js';
 import { readBody, type Transport } from '../transport.js';
 import { mergeScopes, parseChallenges, type Challenge } from './challenge.js';
@@ -142,9 +142,7 @@ export class Authorizer {
       try {
         return await this.fetchTokenOnce(host, ch, scopes, signal);
       } catch (e) {
-        const status = (e as { status?: number }).status ?? 0;
-        const again = hasErrorCode(e, 'NETWORK') || status >= 500 || status === 429;
-        if (!again || attempt >= 4 || signal?.aborted) throw e;
+        if (!isTransient(e) || attempt >= 4 || signal?.aborted) throw e;
         await sleep(250 * 2 ** (attempt - 1), signal);
       }
     }
