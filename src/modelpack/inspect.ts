@@ -6,6 +6,7 @@ import type { Index, Manifest } from '../oci/manifest.js';
 import type { LocalStore } from '../store/store.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { modelView, type ModelView } from './model-view.js';
+import { modelMeta } from '../interop/metadata.js';
 
 /** Configs larger than this are not parsed (ModelPack configs are a few hundred bytes). */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -16,12 +17,13 @@ export interface ModelSummary {
   /** Manifest + config + layers, in bytes. */
   size: number;
   artifactType?: string;
-  /** `modelpack`, `oci-image`, `index` or `other`. */
+  /** `modelpack`, `docker-ai`, `ollama`, `oci-image`, `index` or `other`. */
   kind: string;
   /** Weight format from the config (gguf, safetensors, …). */
   format?: string;
   paramSize?: string;
   quantization?: string;
+  architecture?: string;
   name?: string;
 }
 
@@ -60,9 +62,10 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor):
   const m = parsed.manifest;
   const view = modelView(m);
   let config: ModelConfig | unknown;
+  let configBytes: Buffer | undefined;
   if (m.config.size <= MAX_CONFIG_BYTES && (await store.exists(m.config))) {
-    const bytes = await store.blobs.read(m.config, MAX_CONFIG_BYTES);
-    config = view.format === 'modelpack' ? parseModelConfig(bytes, m.config.digest) : safeJson(bytes);
+    configBytes = await store.blobs.read(m.config, MAX_CONFIG_BYTES);
+    config = view.format === 'modelpack' ? parseModelConfig(configBytes, m.config.digest) : safeJson(configBytes);
   }
   const mc = view.format === 'modelpack' ? (config as ModelConfig | undefined) : undefined;
   const details: ModelDetails = {
@@ -80,6 +83,15 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor):
   if (mc?.config.paramSize) details.paramSize = mc.config.paramSize;
   if (mc?.config.quantization) details.quantization = mc.config.quantization;
   if (mc?.descriptor.name) details.name = mc.descriptor.name;
+  if (mc?.config.architecture) details.architecture = mc.config.architecture;
+  if ((view.format === 'docker-ai' || view.format === 'ollama') && configBytes) {
+    // The same summary fields, from their own config keys.
+    const meta = modelMeta(view.format, configBytes);
+    if (meta.format) details.format = meta.format;
+    if (meta.paramSize) details.paramSize = meta.paramSize;
+    if (meta.quantization) details.quantization = meta.quantization;
+    if (meta.architecture) details.architecture = meta.architecture;
+  }
   return details;
 }
 

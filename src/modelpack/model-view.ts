@@ -1,6 +1,7 @@
 /**
  * Reads a manifest as a model: which family it is written in, and each layer's file path, kind,
- * encoding and file metadata. Reads both `vnd.cncf` and legacy `vnd.cnai`.
+ * encoding and file metadata. Reads both `vnd.cncf` and legacy `vnd.cnai`, and the artifacts of
+ * Docker Model Runner (`vnd.docker.ai`) and Ollama (`vnd.ollama.image`): see src/interop/.
  */
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -18,6 +19,8 @@ import {
   type ModelFamily,
 } from '../oci/media-types.js';
 import { safeRelativePath } from '../internal/safe-path.js';
+import { CNCF_WEIGHT_GGUF, CNCF_WEIGHT_SAFETENSORS, dockerAiFallbackNames, dockerAiLayerKind, isDockerAiManifest } from '../interop/docker-ai.js';
+import { OLLAMA_PREFIX, isOllamaManifest, ollamaFiles, ollamaLayerKind } from '../interop/ollama.js';
 
 /** `org.cncf.model.file.metadata+json`: the file's attributes. */
 export interface FileMetadata {
@@ -39,7 +42,8 @@ export interface ModelFile {
   metadata?: FileMetadata;
 }
 
-export type ArtifactFormat = 'modelpack' | 'oci-image' | 'other';
+/** `docker-ai`: a Docker Model Runner artifact; `ollama`: an Ollama model (Docker v2 manifest). */
+export type ArtifactFormat = 'modelpack' | 'docker-ai' | 'ollama' | 'oci-image' | 'other';
 
 export interface ModelView {
   format: ArtifactFormat;
@@ -60,26 +64,35 @@ export function manifestFamily(m: Manifest): ModelFamily | undefined {
  */
 export function modelView(m: Manifest): ModelView {
   const family = manifestFamily(m);
-  const format: ArtifactFormat = family ? 'modelpack' : m.config.mediaType === OCI_IMAGE_CONFIG ? 'oci-image' : 'other';
+  const format: ArtifactFormat = family
+    ? 'modelpack'
+    : isDockerAiManifest(m)
+      ? 'docker-ai'
+      : isOllamaManifest(m)
+        ? 'ollama'
+        : m.config.mediaType === OCI_IMAGE_CONFIG
+          ? 'oci-image'
+          : 'other';
+  const annotated = m.layers.map((layer) => {
+    const a = layer.annotations ?? {};
+    return a[filepathAnnotation('cncf')] ?? a[filepathAnnotation('cnai')] ?? a[ANNOTATION_TITLE];
+  });
+  const foreign = foreignNames(format, m, annotated);
   const seen = new Set<string>();
   const files = m.layers.map((layer, i): ModelFile => {
-    const parsed = parseLayerMediaType(layer.mediaType);
-    const a = layer.annotations ?? {};
-    const raw = a[filepathAnnotation('cncf')] ?? a[filepathAnnotation('cnai')] ?? a[ANNOTATION_TITLE];
-    const path = raw === undefined ? layer.digest.replace(':', '-') : safeRelativePath(raw, `layer ${i} (${layer.digest})`);
-    if (seen.has(path) && parsed?.encoding === 'raw') {
-      throw new PackError('INVALID_MANIFEST', `layer ${i} (${layer.digest}): path ${path} appears twice`, {
+    const where = `layer ${i} (${layer.digest})`;
+    const raw = annotated[i] ?? foreign[i];
+    const path = raw === undefined ? layer.digest.replace(':', '-') : safeRelativePath(raw, where);
+    const { kind, encoding } = layerKind(format, layer.mediaType, path);
+    if (seen.has(path) && encoding === 'raw') {
+      throw new PackError('INVALID_MANIFEST', `${where}: path ${path} appears twice`, {
         hint: 'the artifact is malformed: two layers claim the same file',
       });
     }
     seen.add(path);
+    const a = layer.annotations ?? {};
     const metaText = a[fileMetadataAnnotation('cncf')] ?? a[fileMetadataAnnotation('cnai')];
-    const file: ModelFile = {
-      path,
-      kind: parsed?.kind ?? 'other',
-      encoding: parsed?.encoding ?? 'other',
-      layer,
-    };
+    const file: ModelFile = { path, kind, encoding, layer };
     const metadata = metaText === undefined ? undefined : parseFileMetadata(metaText);
     if (metadata) file.metadata = metadata;
     return file;
@@ -87,6 +100,28 @@ export function modelView(m: Manifest): ModelView {
   const view: ModelView = { format, files };
   if (family) view.family = family;
   return view;
+}
+
+/** Paths for layers without a path annotation: DMR's fallback names, Ollama's names by media type. */
+function foreignNames(format: ArtifactFormat, m: Manifest, annotated: (string | undefined)[]): (string | undefined)[] {
+  if (format === 'docker-ai') {
+    const taken = new Set(annotated.filter((p): p is string => p !== undefined));
+    const names = dockerAiFallbackNames(m.layers, taken);
+    return names.map((n, i) => (annotated[i] === undefined ? n : undefined));
+  }
+  if (format === 'ollama') return ollamaFiles(m.layers).map((f) => f.path);
+  return m.layers.map(() => undefined);
+}
+
+function layerKind(format: ArtifactFormat, mediaType: string, path: string): Pick<ModelFile, 'kind' | 'encoding'> {
+  const parsed = parseLayerMediaType(mediaType);
+  if (parsed) return { kind: parsed.kind, encoding: parsed.encoding };
+  if (format === 'docker-ai' || mediaType === CNCF_WEIGHT_GGUF || mediaType === CNCF_WEIGHT_SAFETENSORS) {
+    const k = dockerAiLayerKind(mediaType, path);
+    if (k.kind !== 'other') return k;
+  }
+  if (format === 'ollama' && mediaType.startsWith(OLLAMA_PREFIX)) return { kind: ollamaLayerKind(mediaType), encoding: 'raw' };
+  return { kind: 'other', encoding: 'other' };
 }
 
 /** Lenient: a malformed metadata annotation is ignored (it only restores modes and times). */

@@ -8,7 +8,7 @@
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes, isDigest, parseDigest } from '../oci/digest.js';
-import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
+import { isManifestLike, MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
 import { responseError } from './errcode.js';
 import { discard, readBody, type HttpResponse } from './transport.js';
@@ -23,9 +23,14 @@ export interface FetchedManifest {
   subjectHeader?: string;
 }
 
+/**
+ * The Content-Type when it names a manifest or index type; otherwise (`application/json`, or the
+ * `text/plain` registry.ollama.ai sends) undefined, and the document's own mediaType decides.
+ */
 function mediaTypeOf(res: HttpResponse): string | undefined {
   const ct = res.headers['content-type'];
-  return ct ? ct.split(';')[0]!.trim() : undefined;
+  const t = ct ? ct.split(';')[0]!.trim() : undefined;
+  return t && isManifestLike(t) ? t : undefined;
 }
 
 function headerOf(res: HttpResponse, name: string): string | undefined {
@@ -57,7 +62,7 @@ export async function getManifest(ctx: RepoContext, reference: string, signal?: 
       hint: 'the registry or a proxy changed the manifest; pull by digest from a trusted registry',
     });
   }
-  const parsed = parseManifest(bytes, mediaTypeOf(res) && mediaTypeOf(res) !== 'application/json' ? mediaTypeOf(res) : undefined, where(ctx, reference));
+  const parsed = parseManifest(bytes, mediaTypeOf(res), where(ctx, reference));
   const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
   const at = parsed.kind === 'manifest' ? parsed.manifest.artifactType : parsed.index.artifactType;
   if (at) desc.artifactType = at;
@@ -79,7 +84,7 @@ export async function headManifest(ctx: RepoContext, reference: string, signal?:
   const digest = headerOf(res, 'docker-content-digest');
   const size = Number(res.headers['content-length']);
   const mediaType = mediaTypeOf(res);
-  if (digest && isDigest(digest) && Number.isSafeInteger(size) && mediaType && mediaType !== 'application/json') {
+  if (digest && isDigest(digest) && Number.isSafeInteger(size) && mediaType) {
     if (isDigest(reference) && digest !== reference) {
       throw new PackError('DIGEST_MISMATCH', `${where(ctx, reference)}: registry reports digest ${digest}`);
     }

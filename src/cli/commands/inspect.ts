@@ -28,11 +28,11 @@ export const inspect: CommandSpec = {
       ['Name', cfg?.descriptor.name],
       ['Family', cfg?.descriptor.family],
       ['Created', cfg?.descriptor.createdAt],
-      ['Architecture', cfg?.config.architecture],
-      ['Format', cfg?.config.format],
-      ['Parameters', cfg?.config.paramSize],
+      ['Architecture', cfg?.config.architecture ?? d.architecture],
+      ['Format', cfg?.config.format ?? d.format],
+      ['Parameters', cfg?.config.paramSize ?? d.paramSize],
       ['Precision', cfg?.config.precision],
-      ['Quantization', cfg?.config.quantization],
+      ['Quantization', cfg?.config.quantization ?? d.quantization],
     ];
     for (const [k, val] of fields) if (val) ctx.stdout.write(`${`${k}:`.padEnd(15)}${val}\n`);
     if (d.files.length > 0) {
