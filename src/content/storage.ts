@@ -110,3 +110,16 @@ export function isMounter(t: object): t is Mounter {
 export function isReferencePusher(t: object): t is ReferencePusher {
   return typeof (t as Partial<ReferencePusher>).pushReference === 'function';
 }
+
+/**
+ * Optional capability of a fetched byte stream: chunks the reader is done with (written and
+ * hashed, no reference kept) may be handed back and are reused for the next reads, so a long
+ * download allocates a few buffers instead of one per MiB (garbage that would only be freed at
+ * the next GC, tens of MiB of resident memory).
+ */
+export interface RecyclingStream {
+  recycle(chunk: Buffer): void;
+}
+export function isRecyclingStream(s: object): s is RecyclingStream {
+  return typeof (s as Partial<RecyclingStream>).recycle === 'function';
+}

@@ -8,7 +8,8 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { responseError } from './errcode.js';
-import { discard, type HttpResponse } from './transport.js';
+import { discard } from './transport.js';
+import { rawGet, rawGetEligible } from './raw-get.js';
 import type { RepoContext } from './repo-context.js';
 
 export async function blobExists(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
@@ -20,27 +21,47 @@ export async function blobExists(ctx: RepoContext, desc: Descriptor, signal?: Ab
   return !Number.isFinite(len) || len === desc.size;
 }
 
+/** Bodies at least this big take the raw socket path over plain HTTP (see raw-get.ts). */
+const RAW_MIN_BYTES = 1024 * 1024;
+
 /** The blob's bytes from `offset` on (Range); a registry that ignores Range is handled too. */
 export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, signal?: AbortSignal): Promise<Readable> {
   const headers: Record<string, string> = {};
   if (offset > 0) headers.range = `bytes=${offset}-`;
-  const res = await ctx.client.request(ctx.host, { method: 'GET', path: ctx.path(`blobs/${desc.digest}`), headers, scopes: ctx.pull, signal });
+  const path = ctx.path(`blobs/${desc.digest}`);
+  const url = new URL(path, ctx.client.baseUrl(ctx.host) + '/');
+  if (desc.size - offset >= RAW_MIN_BYTES && rawGetEligible(url)) {
+    const auth = await ctx.client.auth.header(ctx.host, ctx.pull, signal);
+    const raw = await rawGet(url, auth ? { ...headers, authorization: auth } : headers, { stallMs: ctx.client.transport.stallMs, signal });
+    if (raw) return blobBody(raw, desc, offset, false);
+  }
+  const res = await ctx.client.request(ctx.host, { method: 'GET', path, headers, scopes: ctx.pull, signal });
   if (res.status === 404) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
+  if (res.status !== 200 && res.status !== 206) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
+  return blobBody(res, desc, offset, true);
+}
+
+/** A 200 or 206 answer as the bytes from `offset` on: lengths and ranges checked. */
+function blobBody(res: { status: number; headers: Record<string, string | string[] | undefined>; body: Readable }, desc: Descriptor, offset: number, wrap: boolean): Readable {
+  const body = (b: Readable, start: number) => (wrap ? networkErrors(b, desc, start) : b);
   if (offset > 0 && res.status === 206) {
-    const start = contentRangeStart(res);
+    const start = contentRangeStart(res.headers['content-range']);
     if (start !== offset) {
       res.body.destroy();
       throw new PackError('REGISTRY', `${desc.digest}: asked for bytes from ${offset}, the registry sent from ${start}`);
     }
-    return networkErrors(checkLength(res, desc.size - offset, desc), desc, offset);
+    return body(checkLength(res, desc.size - offset, desc), offset);
   }
-  if (res.status !== 200) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
-  const body = networkErrors(checkLength(res, desc.size, desc), desc, 0);
-  if (offset === 0) return body;
+  if (res.status !== 200) {
+    res.body.destroy();
+    throw new PackError('REGISTRY', `${desc.digest}: the registry answered ${res.status} to a whole-blob GET`);
+  }
+  const whole = body(checkLength(res, desc.size, desc), 0);
+  if (offset === 0) return whole;
   const skip = new SkipBytes(offset);
-  body.on('error', (e) => skip.destroy(e));
-  skip.on('close', () => body.destroy());
-  return body.pipe(skip);
+  whole.on('error', (e) => skip.destroy(e));
+  skip.on('close', () => whole.destroy());
+  return whole.pipe(skip);
 }
 
 export async function deleteBlob(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<void> {
@@ -49,13 +70,13 @@ export async function deleteBlob(ctx: RepoContext, desc: Descriptor, signal?: Ab
   await discard(res);
 }
 
-function contentRangeStart(res: HttpResponse): number {
-  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+function contentRangeStart(header: string | string[] | undefined): number {
+  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(String(header ?? ''));
   return m ? Number(m[1]) : -1;
 }
 
 /** A declared Content-Length other than what the descriptor says is refused before reading. */
-function checkLength(res: HttpResponse, want: number, desc: Descriptor): Readable {
+function checkLength(res: { headers: Record<string, string | string[] | undefined>; body: Readable }, want: number, desc: Descriptor): Readable {
   const len = res.headers['content-length'];
   if (len !== undefined && Number(len) !== want) {
     res.body.destroy();

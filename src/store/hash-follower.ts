@@ -1,9 +1,12 @@
 /**
- * Hashing a file while another thread writes it. A pull's main thread is busy receiving HTTP and
- * writing; hashing on the same thread caps a download near 400 MiB/s here. A worker thread reads
- * back what has been written (from the page cache, 1 MiB reads) and hashes it, told by messages
- * how far the file is complete. It starts at byte 0, so a resumed download re-hashes the kept
- * prefix on the second core while the rest arrives.
+ * Hashing a download on a worker thread. A pull's main thread is busy receiving HTTP and writing;
+ * hashing on the same thread caps a download near 400 MiB/s here. Once a batch is written, the
+ * main thread copies it into a small ring of shared memory slots (4 x 1 MiB) and tells the worker
+ * which slot to hash; the worker hands the slot back when done. A memcpy is cheaper than reading
+ * the file back, and the ring bounds the memory: while no slot is free the download pauses
+ * (`busy`, `onRoom`). A resumed download's kept prefix is read back from the file and hashed on
+ * the worker first, while the rest arrives; a writer may also just say how far the file is
+ * written (`advance`) and let the worker read it back.
  *
  * The worker is plain CommonJS given as text (`eval: true`), so it runs the same under tsx and
  * from dist/.
@@ -15,30 +18,39 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const fd = fs.openSync(workerData.path, 'r');
 const hash = crypto.createHash(workerData.algorithm);
-const buf = Buffer.allocUnsafe(1 << 20);
-let pos = 0, upTo = 0, end = -1;
-function pump() {
-  while (pos < upTo) {
-    const n = fs.readSync(fd, buf, 0, Math.min(buf.length, upTo - pos), pos);
-    if (n === 0) break;
-    hash.update(n === buf.length ? buf : buf.subarray(0, n));
-    pos += n;
-  }
-  if (end >= 0 && pos >= end) {
-    fs.closeSync(fd);
-    parentPort.postMessage({ digest: workerData.algorithm + ':' + hash.digest('hex'), size: pos });
-    parentPort.close();
-  }
+let hashed = 0;
+function readTo(upTo) {
+  if (hashed >= upTo) return;
+  const fd = fs.openSync(workerData.path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    while (hashed < upTo) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, upTo - hashed), hashed);
+      if (n === 0) break;
+      hash.update(n === buf.length ? buf : buf.subarray(0, n));
+      hashed += n;
+    }
+  } finally { fs.closeSync(fd); }
 }
 parentPort.on('message', (m) => {
-  if (m.stop) { try { fs.closeSync(fd); } catch {} parentPort.close(); return; }
-  if (typeof m.upTo === 'number') upTo = Math.max(upTo, m.upTo);
-  if (typeof m.end === 'number') { end = m.end; upTo = m.end; }
-  pump();
+  if (m.stop) { parentPort.close(); return; }
+  if (typeof m.upTo === 'number') readTo(m.upTo);
+  if (typeof m.slot === 'number') {
+    hash.update(new Uint8Array(workerData.ring, m.slot * workerData.slotBytes, m.len));
+    hashed += m.len;
+    parentPort.postMessage({ ack: m.slot });
+  }
+  if (typeof m.end === 'number') {
+    readTo(m.end);
+    parentPort.postMessage({ digest: workerData.algorithm + ':' + hash.digest('hex'), size: hashed });
+    parentPort.close();
+  }
 });
 `;
+
+const SLOT_BYTES = 1024 * 1024;
+const SLOTS = 4;
 
 export interface HashResult {
   digest: string;
@@ -48,28 +60,84 @@ export interface HashResult {
 export class HashFollower {
   private readonly worker: Worker;
   private readonly result: Promise<HashResult>;
+  private readonly ring = new SharedArrayBuffer(SLOT_BYTES * SLOTS);
+  private readonly free: number[] = [];
+  /** Bytes given to `feed` that wait for a free slot, in order. */
+  private readonly waiting: Buffer[] = [];
+  private roomWaiter: (() => void) | undefined;
   constructor(path: string, algorithm: string) {
-    this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm } });
+    for (let i = 0; i < SLOTS; i++) this.free.push(i);
+    this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm, ring: this.ring, slotBytes: SLOT_BYTES } });
     this.result = new Promise<HashResult>((resolve, reject) => {
-      this.worker.once('message', resolve);
+      this.worker.on('message', (m: { ack?: number; digest?: string; size?: number }) => {
+        if (typeof m.ack === 'number') {
+          this.free.push(m.ack);
+          this.pump();
+          if (!this.busy && this.roomWaiter) {
+            const w = this.roomWaiter;
+            this.roomWaiter = undefined;
+            w();
+          }
+        } else if (typeof m.digest === 'string') resolve({ digest: m.digest, size: m.size ?? 0 });
+      });
       this.worker.once('error', (e) => reject(new PackError('IO', `${path}: cannot hash (${e.message})`, { cause: e })));
       this.worker.once('exit', (code) => reject(new PackError('IO', `${path}: hashing stopped (exit ${code})`)));
     });
     this.result.catch(() => undefined); // observed by digest(); not an unhandled rejection meanwhile
   }
 
-  /** Bytes 0..n-1 of the file are written. */
+  /**
+   * Bytes [0, n) of the file are written and may be read back and hashed (for a resumed
+   * download's kept prefix, or a writer that does not hand over its buffers). Not to be mixed
+   * with `feed` except before it.
+   */
   advance(n: number): void {
-    this.worker.postMessage({ upTo: n });
+    if (n > 0) this.worker.postMessage({ upTo: n });
   }
 
-  /** The file is complete at `size` bytes: its digest. */
-  digest(size: number): Promise<HashResult> {
+  /** The next bytes, in order, once written (copied: the buffers may be reused at once). */
+  feed(bufs: Buffer[]): void {
+    for (const b of bufs) if (b.length > 0) this.waiting.push(b);
+    this.pump();
+  }
+
+  /** Copies waiting bytes into free slots, one message per slot. */
+  private pump(): void {
+    while (this.free.length > 0 && this.waiting.length > 0) {
+      const slot = this.free.shift()!;
+      const view = new Uint8Array(this.ring, slot * SLOT_BYTES, SLOT_BYTES);
+      let len = 0;
+      while (len < SLOT_BYTES && this.waiting.length > 0) {
+        const b = this.waiting[0]!;
+        const n = Math.min(b.length, SLOT_BYTES - len);
+        view.set(n === b.length ? b : b.subarray(0, n), len);
+        len += n;
+        if (n === b.length) this.waiting.shift();
+        else this.waiting[0] = b.subarray(n);
+      }
+      this.worker.postMessage({ slot, len });
+    }
+  }
+
+  /** Bytes wait for a slot: the writer should pause until `onRoom`. */
+  get busy(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /** Calls back once when nothing waits for a slot (at once if nothing does). */
+  onRoom(cb: () => void): void {
+    if (!this.busy) cb();
+    else this.roomWaiter = cb;
+  }
+
+  /** The file is complete at `size` bytes (anything not fed is read back): its digest and the bytes hashed. */
+  async digest(size: number): Promise<HashResult> {
+    if (this.busy) await new Promise<void>((resolve) => this.onRoom(resolve));
     this.worker.postMessage({ end: size });
     return this.result;
   }
 
-  /** Stops the worker; it closes its file itself (a terminated thread would leak the fd). */
+  /** Stops the worker (it holds no file open between messages). */
   close(): void {
     try {
       this.worker.postMessage({ stop: true });

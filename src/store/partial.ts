@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { PackError, fsError, isTransient } from '../errors.js';
 import { Digester, parseDigest, type DigestAlgorithm, type Expected } from '../oci/digest.js';
 import { HashFollower, type HashResult } from './hash-follower.js';
-import type { OpenAt, PushOptions } from '../content/storage.js';
+import { isRecyclingStream, type OpenAt, type PushOptions, type RecyclingStream } from '../content/storage.js';
 import type { BlobPool } from './blobs.js';
 import { breakIfStale } from './lock.js';
 import { sleep } from '../internal/sleep.js';
@@ -69,10 +69,14 @@ export async function ingestWhole(pool: BlobPool, expected: Expected, open: Open
 /** Blobs at least this big are hashed on a worker thread, following the writes. */
 const FOLLOW_MIN_BYTES = 16 * 1024 * 1024;
 
-/** Hashes what is written: inline before each write, or by a worker that reads the file back. */
+/** Hashes what is written: inline before each write, or by a worker given each batch once written. */
 interface Hasher {
   beforeWrite(bufs: Buffer[]): void;
-  written(n: number): void;
+  /** Bytes up to `n` are on disk; `bufs` were the last of them. */
+  written(n: number, bufs: Buffer[]): void;
+  /** Too much waits to be hashed: stop reading until `onRoom`. */
+  readonly busy: boolean;
+  onRoom(cb: () => void): void;
   finish(size: number): Promise<HashResult>;
   close(): void;
 }
@@ -83,14 +87,26 @@ function inlineHasher(algorithm: DigestAlgorithm): Hasher & { digester: Digester
     digester,
     beforeWrite: (bufs) => bufs.forEach((b) => digester.update(b)),
     written: () => undefined,
+    busy: false,
+    onRoom: (cb) => cb(),
     finish: async () => ({ digest: digester.digest(), size: digester.size }),
     close: () => undefined,
   };
 }
 
-function followingHasher(path: string, algorithm: DigestAlgorithm): Hasher {
+function followingHasher(path: string, algorithm: DigestAlgorithm, prefix: number): Hasher {
   const f = new HashFollower(path, algorithm);
-  return { beforeWrite: () => undefined, written: (n) => f.advance(n), finish: (size) => f.digest(size), close: () => f.close() };
+  f.advance(prefix); // the kept prefix is re-hashed on the worker while the rest arrives
+  return {
+    beforeWrite: () => undefined,
+    written: (_n, bufs) => f.feed(bufs),
+    get busy() {
+      return f.busy;
+    },
+    onRoom: (cb) => f.onRoom(cb),
+    finish: (size) => f.digest(size),
+    close: () => f.close(),
+  };
 }
 
 async function download(path: string, expected: Expected, openAt: OpenAt, opts: PushOptions): Promise<{ resumed: boolean; result: HashResult }> {
@@ -112,8 +128,7 @@ async function download(path: string, expected: Expected, openAt: OpenAt, opts: 
     const resumed = offset > 0;
     if (resumed) opts.onProgress?.(offset, 'resuming');
     if (expected.size >= FOLLOW_MIN_BYTES) {
-      hasher = followingHasher(path, algorithm);
-      hasher.written(offset); // the kept prefix is re-hashed on the worker while the rest arrives
+      hasher = followingHasher(path, algorithm, offset);
     } else {
       const inline = inlineHasher(algorithm);
       hasher = inline;
@@ -161,8 +176,9 @@ const MAX_INFLIGHT_WRITES = 3;
 
 /**
  * Streams src into the file from state.written on, in 1 MiB batches written at their positions
- * with up to 4 writes in flight (the socket is paused beyond that). state.written advances only
- * over the contiguous prefix that is on disk, in order, so a fault leaves it exact.
+ * with up to 3 writes in flight (the socket is paused beyond that, and while the hash worker is
+ * behind). state.written advances only over the contiguous prefix that is on disk, in order, so a
+ * fault leaves it exact.
  */
 function append(fh: FileHandle, src: Readable, state: { written: number }, expected: Expected, hasher: Hasher, opts: PushOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -173,6 +189,10 @@ function append(fh: FileHandle, src: Readable, state: { written: number }, expec
     let inflight = 0;
     let chain: Promise<void> = Promise.resolve();
     let failure: unknown;
+    const recycling = isRecyclingStream(src);
+    const resumeIfRoom = () => {
+      if (failure === undefined && inflight < MAX_INFLIGHT_WRITES && !hasher.busy && src.isPaused()) src.resume();
+    };
     const fail = (e: unknown) => {
       if (failure !== undefined) return;
       failure = e;
@@ -202,12 +222,17 @@ function append(fh: FileHandle, src: Readable, state: { written: number }, expec
       );
       const settle = () => {
         inflight--;
-        if (failure === undefined && inflight < MAX_INFLIGHT_WRITES && src.isPaused()) src.resume();
+        resumeIfRoom();
       };
       w.then(settle, settle);
       chain = chain.then(() => w).then(() => {
         state.written = at + n;
-        hasher.written(state.written);
+        hasher.written(state.written, bufs);
+        if (recycling) for (const b of bufs) (src as Readable & RecyclingStream).recycle(b); // written and hashed (copied): reusable
+        if (hasher.busy) {
+          src.pause();
+          hasher.onRoom(resumeIfRoom);
+        }
         opts.onProgress?.(state.written, 'transferring');
       });
       chain.catch((e) => {
