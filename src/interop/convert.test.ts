@@ -3,7 +3,7 @@
  * peer-formats.md §1 describes, deterministic), pushed to docker-registry and checked there as DMR's
  * puller checks it; and DMR → ModelPack.
  */
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -12,8 +12,7 @@ import { buildModel } from '../build/build-model.js';
 import { parseModelfile } from '../modelfile/parse.js';
 import { OCI_MANIFEST } from '../oci/media-types.js';
 import { LocalStore } from '../store/store.js';
-import { requirePeer } from '../test-support/peers.js';
-import { startDockerRegistry, type RegistryPeer } from '../test-support/registry-peer.js';
+import { fileRegistry } from '../test-support/registry-peer.js';
 import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 import { cli, descOf, fakeGguf, handMade, ok, sha, storeHandMade } from '../test-support/interop.js';
 import {
@@ -26,15 +25,8 @@ import {
   DOCKER_AI_SAFETENSORS,
 } from './docker-ai.js';
 
-let shared: Promise<RegistryPeer> | undefined;
-after(async () => {
-  if (shared) await (await shared).stop();
-});
-async function registry(t: TestContext): Promise<RegistryPeer | null> {
-  if (!requirePeer(t, 'docker-registry')) return null;
-  shared ??= startDockerRegistry(null);
-  return shared;
-}
+/** The file's registry, started on first use; null when the test was skipped for lack of it. */
+const registry = fileRegistry();
 
 interface Doc {
   mediaType?: string;

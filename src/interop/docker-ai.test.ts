@@ -2,14 +2,13 @@
  * Docker Model Runner artifacts, written by hand as DMR's builders write them (peer-formats.md §1),
  * pushed to a real docker-registry and pulled with `mpk pull`; then ls, inspect and extract.
  */
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { OCI_MANIFEST } from '../oci/media-types.js';
-import { requirePeer } from '../test-support/peers.js';
-import { startDockerRegistry, type RegistryPeer } from '../test-support/registry-peer.js';
+import { fileRegistry } from '../test-support/registry-peer.js';
 import { tempDir } from '../test-support/tmp.js';
 import { cli, descOf, fakeGguf, handMade, ok, pushHandMade, sha, type HandMade } from '../test-support/interop.js';
 import {
@@ -25,15 +24,8 @@ import {
   dockerAiFallbackNames,
 } from './docker-ai.js';
 
-let shared: Promise<RegistryPeer> | undefined;
-after(async () => {
-  if (shared) await (await shared).stop();
-});
-async function registry(t: TestContext): Promise<RegistryPeer | null> {
-  if (!requirePeer(t, 'docker-registry')) return null;
-  shared ??= startDockerRegistry(null);
-  return shared;
-}
+/** The file's registry, started on first use; null when the test was skipped for lack of it. */
+const registry = fileRegistry();
 
 /** Layer annotations as DMR's current builder writes them (Go's field order, RFC 3339 nano times). */
 function annotated(path: string, bytes: Buffer, mode = 0o644, mtime = '2025-04-30T12:00:00.123456789+02:00'): Record<string, string> {

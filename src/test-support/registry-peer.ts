@@ -10,12 +10,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { after } from 'node:test';
 import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { runCommand } from './peers.js';
+import { requirePeer, runCommand } from './peers.js';
 import { startTokenIssuer, type AccessFn, type TokenIssuer } from './token-issuer.js';
 
 export type { TokenIssuer } from './token-issuer.js';
@@ -289,4 +290,21 @@ export async function startDockerRegistry(t: TestContext | null, opts: RegistryP
     await removeDirs();
     throw err;
   }
+}
+
+/**
+ * One plain docker-registry for a whole test file: `const registry = fileRegistry();` at the top
+ * level, then `const reg = await registry(t); if (!reg) return;` in a test. Started on first use,
+ * stopped after the file's tests; null (the test skipped, or failed under CI) without the peer.
+ */
+export function fileRegistry(): (t: TestContext) => Promise<RegistryPeer | null> {
+  let shared: Promise<RegistryPeer> | undefined;
+  after(async () => {
+    if (shared) await (await shared).stop();
+  });
+  return async (t) => {
+    if (!requirePeer(t, 'docker-registry')) return null;
+    shared ??= startDockerRegistry(null);
+    return shared;
+  };
 }

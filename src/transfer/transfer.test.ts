@@ -3,7 +3,7 @@
  * fault proxy in front where a test counts requests. One registry serves the whole file (started on
  * first use); each test works in its own repositories.
  */
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -21,24 +21,14 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes } from '../oci/digest.js';
 import { OCI_EMPTY, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
 import { hasErrorCode, type ErrorCode } from '../errors.js';
-import { requirePeer } from '../test-support/peers.js';
-import { startDockerRegistry, type RegistryPeer } from '../test-support/registry-peer.js';
+import { fileRegistry, startDockerRegistry } from '../test-support/registry-peer.js';
 import { startFaultProxy, type FaultLogEntry } from '../test-support/fault-proxy.js';
 import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 
 type T = TestContext;
 
-let shared: Promise<RegistryPeer> | undefined;
-after(async () => {
-  if (shared) await (await shared).stop();
-});
-
 /** The file's registry, started on first use; null when the test was skipped for lack of it. */
-async function registry(t: T): Promise<RegistryPeer | null> {
-  if (!requirePeer(t, 'docker-registry')) return null;
-  shared ??= startDockerRegistry(null);
-  return shared;
-}
+const registry = fileRegistry();
 
 async function openStore(t: T): Promise<LocalStore> {
   const store = await LocalStore.open(await tempDir(t));
