@@ -4,12 +4,12 @@
  * then renamed into place: a blob is visible only once complete and verified.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { PackError, findPackError, fsError } from '../errors.js';
-import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
+import { checkDigest, Digester, parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
 import type { Lease } from './lease.js';
@@ -90,11 +90,25 @@ export class BlobPool {
       await drain(content);
       return;
     }
+    await this.ingest(expected, content, opts);
+  }
+
+  /**
+   * Writes a blob the caller knows is absent. Small blobs (a 10,000-file pull is mostly these)
+   * are gathered in memory, verified, and written with one call; larger ones stream through the
+   * verifier. The temp file is created read-only (the open descriptor still writes), so no chmod.
+   */
+  async ingest(expected: Expected, content: ByteSource, opts: CallOptions = {}): Promise<void> {
     const tmp = await this.tempPath();
     try {
-      const src = content instanceof Uint8Array ? Readable.from([content]) : Readable.from(content);
-      await pipeline(src, new VerifyStream(expected), createWriteStream(tmp, { mode: 0o644 }), { signal: opts.signal });
-      await this.commit(tmp, expected.digest);
+      if (expected.size <= SMALL_BLOB_BYTES) {
+        const bytes = await gatherVerified(expected, content, opts.signal);
+        await writeFile(tmp, bytes, { mode: 0o444, flag: 'wx' });
+      } else {
+        const src = content instanceof Uint8Array ? Readable.from([content]) : Readable.from(content);
+        await pipeline(src, new VerifyStream(expected), createWriteStream(tmp, { mode: 0o444, flags: 'wx' }), { signal: opts.signal });
+      }
+      await this.commit(tmp, expected.digest, { readOnly: true });
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
       throw findPackError(e) ?? fsError(e, tmp, 'cannot write blob');
@@ -105,10 +119,10 @@ export class BlobPool {
    * Moves a complete, verified temp file into place as `digest`. The lease entry is written
    * before the rename, so a concurrent prune that sees the blob also sees it is in use.
    */
-  async commit(tmp: string, digest: string): Promise<void> {
+  async commit(tmp: string, digest: string, opts: { readOnly?: boolean } = {}): Promise<void> {
     const dest = this.path(digest);
     await this.hold(digest);
-    await chmod(tmp, 0o444);
+    if (!opts.readOnly) await chmod(tmp, 0o444);
     try {
       await rename(tmp, dest);
     } catch (e) {
@@ -151,6 +165,34 @@ export class BlobPool {
       throw fsError(e, this.path(desc.digest));
     }
   }
+}
+
+/** Blobs up to this size are verified in memory and written with one call. */
+const SMALL_BLOB_BYTES = 1024 * 1024;
+
+/** All of content (at most expected.size bytes, or SIZE_MISMATCH at once), verified. */
+async function gatherVerified(expected: Expected, content: ByteSource, signal?: AbortSignal): Promise<Buffer> {
+  const d = new Digester(parseDigest(expected.digest).algorithm);
+  if (content instanceof Uint8Array) {
+    d.update(content);
+    const err = checkDigest(expected, d);
+    if (err) throw err;
+    return Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  }
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of content as AsyncIterable<Uint8Array>) {
+      signal?.throwIfAborted();
+      d.update(c);
+      if (d.size > expected.size) throw checkDigest(expected, d);
+      chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    }
+  } finally {
+    if (content instanceof Readable) content.destroy();
+  }
+  const err = checkDigest(expected, d);
+  if (err) throw err;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 /** Releases content that is not needed: the blob is already stored. */

@@ -4,24 +4,31 @@
  * (O_APPEND, so concurrent appends do not tear) before each blob is renamed into place. Prune
  * honours the leases of live processes and removes those of dead ones.
  */
-import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isProcessAlive } from './lock.js';
 
 export class Lease {
   private closed = false;
+  private fd: number | undefined;
   constructor(readonly path: string) {}
 
-  /** Records a digest as in use; synchronous so that it is on disk before the caller's rename. */
+  /**
+   * Records a digest as in use; synchronous so that it is in the file before the caller's rename.
+   * The file stays open (O_APPEND): one write per blob, not an open, write and close.
+   */
   add(digest: string): void {
     if (this.closed) throw new Error(`lease ${this.path} is closed`);
-    appendFileSync(this.path, `${digest}\n`, { mode: 0o644 });
+    this.fd ??= openSync(this.path, 'a', 0o644);
+    writeSync(this.fd, `${digest}\n`);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
     try {
       unlinkSync(this.path);
     } catch {

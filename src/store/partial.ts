@@ -52,11 +52,14 @@ export async function ingestResumable(pool: BlobPool, expected: Expected, open: 
   }
 }
 
-/** Small blobs: fetched whole into a private temp file (no partial file to keep); retried on network faults. */
+/**
+ * Small blobs the caller found absent: fetched whole into a private temp file (no partial file to
+ * keep); retried on network faults.
+ */
 export async function ingestWhole(pool: BlobPool, expected: Expected, open: OpenAt, opts: PushOptions = {}): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await pool.push(expected, await open(0), opts);
+      await pool.ingest(expected, await open(0), opts);
       opts.onProgress?.(expected.size, 'transferring');
       return;
     } catch (e) {

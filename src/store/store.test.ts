@@ -57,6 +57,17 @@ test('push verifies: wrong bytes leave nothing behind', async (t) => {
   await assert.rejects(store.push(d, Buffer.from('tampered')), (e: unknown) => hasErrorCode(e, 'DIGEST_MISMATCH'));
   await assert.rejects(store.push(d, Buffer.from('expected+more')), (e: unknown) => hasErrorCode(e, 'SIZE_MISMATCH'));
   await assert.rejects(store.push({ ...d, digest: 'sha256:../../etc' }, Buffer.from('x')), (e: unknown) => hasErrorCode(e, 'INVALID_DIGEST'));
+  // Streams too, small (verified in memory) and large (through the verifier): too many bytes fail
+  // at once, a wrong last byte at the end; the temp files go.
+  await assert.rejects(store.push(d, Readable.from([Buffer.from('expec'), Buffer.from('ted+more')])), (e: unknown) => hasErrorCode(e, 'SIZE_MISMATCH'));
+  await assert.rejects(store.push(d, Readable.from([Buffer.from('expec'), Buffer.from('teD')])), (e: unknown) => hasErrorCode(e, 'DIGEST_MISMATCH'));
+  const big = Buffer.alloc(3 * 1024 * 1024, 7);
+  const bigDesc = blob(big);
+  const flipped = Buffer.from(big);
+  flipped[flipped.length - 1] = 8;
+  await assert.rejects(store.push(bigDesc, Readable.from([flipped.subarray(0, 1 << 20), flipped.subarray(1 << 20)])), (e: unknown) => hasErrorCode(e, 'DIGEST_MISMATCH'));
+  assert.ok(!(await store.exists(bigDesc)));
+  assert.deepEqual((await readdir(join(root, 'ingest'))).filter((n) => n !== 'partial'), [], 'no temp file left');
   assert.ok(!(await store.exists(d)));
   assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), []);
   assert.deepEqual(await readdir(store.blobs.ingestDir), []);
