@@ -1,20 +1,22 @@
 /**
- * `mpk build`: Modelfile (or one generated from the directory) → files → one raw layer per file
- * in the store → ModelPack config → manifest → tag. Deterministic: the same files give the same
+ * `mpk build`: Modelfile (or one generated from the directory or file) → files and what their
+ * weights' headers say (prepare.ts) → one raw layer per file in the store → ModelPack config →
+ * manifest → tag. Deterministic: the same files give the same
  * manifest digest on any machine (canonical JSON, normalised metadata, no time unless asked).
  */
-import { stat, unlink } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { PackError, fsError } from '../errors.js';
+import { PackError } from '../errors.js';
+import type { WeightsDescription } from '../formats/inspect-weights.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { canonicalJsonBytes } from '../oci/canonical-json.js';
 import { LAYER_KINDS, filepathAnnotation, parseLayerMediaType, type LayerKind, type ModelFamily } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
 import type { Modelfile } from '../modelfile/types.js';
-import { generateModelfile } from '../modelfile/generate.js';
-import { resolvePatterns } from '../modelfile/resolve.js';
 import type { LocalStore } from '../store/store.js';
 import { DigestCache } from './digest-cache.js';
+import { prepareBuild } from './prepare.js';
+import { WeightsCache } from './weights-cache.js';
 import { IngestPool, fileChangedError, type BatchItem } from './ingest-pool.js';
 import { fileMetadata, layerDescriptor } from './layers.js';
 import { mapBounded } from '../internal/map-bounded.js';
@@ -31,7 +33,7 @@ export interface BuildProgress {
 }
 
 export interface BuildOptions {
-  /** The model directory. */
+  /** The model directory, or one model file (packaged alone unless a Modelfile is given). */
   contextDir: string;
   /** Target reference (`name:tag`). */
   reference: string;
@@ -45,7 +47,7 @@ export interface BuildOptions {
   createdAt?: string;
   /** Files hashed at once; default: the number of CPUs. */
   concurrency?: number;
-  /** Skip the digest cache and read every file. */
+  /** Skip the digest and weights caches: read every file and every weight header. */
   noCache?: boolean;
   /** Pack files under 1 MiB into one tar layer per directory and kind (see tar-group.ts). */
   groupSmallFiles?: boolean;
@@ -60,6 +62,10 @@ export interface BuildResult extends Packed {
   bytes: number;
   /** Files read (not served by the cache or an existing blob). */
   filesRead: number;
+  /** Weight files whose headers were read (0 when the weights cache knew them all). */
+  headersRead: number;
+  /** What the weights' headers say; undefined when nothing is a weight. */
+  weights?: WeightsDescription;
 }
 
 /** A file to package with its stat, taken once: sizes in the manifest plan and the cache key. */
@@ -69,22 +75,19 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
   const ref = parseReference(opts.reference);
   if (!ref.tag) throw new PackError('USAGE', `${opts.reference}: build needs a tag, not a digest`, { hint: 'use -t NAME:TAG' });
   const family = opts.family ?? 'cncf';
-  let mf = opts.modelfile;
-  if (!mf) {
+  const weightsCache = await WeightsCache.load(store.root);
+  const prepared = await prepareBuild({
+    contextDir: opts.contextDir,
+    ...(opts.modelfile ? { modelfile: opts.modelfile } : {}),
     // Name the model after the reference, not the directory, so the digest does not depend on where the files sit.
-    const gen = await generateModelfile(opts.contextDir, { name: basename(ref.repository) });
-    gen.warnings.forEach((w) => opts.onWarning?.(w));
-    mf = gen.modelfile;
-  }
-  const files = await resolvePatterns(mf, opts.contextDir);
-  const planned = await Promise.all(files.map(async (file): Promise<Planned> => ({ ...file, stats: await statFile(file.absPath) })));
+    name: basename(ref.repository),
+    describeWeights: weightsCache.describer(!opts.noCache),
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+  });
+  await weightsCache.save().catch((e) => opts.onWarning?.(`weights cache not saved: ${(e as Error).message}`));
+  const { modelfile: mf, files: planned, weights, annotations } = prepared;
   const bytesTotal = planned.reduce((n, p) => n + Number(p.stats.size), 0);
-  const plan = planLayers(
-    planned,
-    family,
-    !!opts.keepFileMetadata,
-    !!opts.groupSmallFiles,
-  );
+  const plan = planLayers(planned, family, !!opts.keepFileMetadata, !!opts.groupSmallFiles, canonicalJsonBytes(annotations).length);
   if (plan.groups.length && !opts.groupSmallFiles) {
     const n = plan.groups.reduce((a, g) => a + g.files.length, 0);
     opts.onWarning?.(`${n} small files in ${plan.groups.length} directories packed as tar layers: one layer per file would make a manifest over the 4 MiB registries accept`);
@@ -172,9 +175,11 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     const layers = sortLayers((await mapBounded(work, ingest, Math.max(2, (opts.concurrency ?? 4) * 2))).flat(), family);
     await cache.save().catch((e) => opts.onWarning?.(`digest cache not saved: ${(e as Error).message}`));
     report.flush();
-    const packed = await packModel(store, { layers, mediaTypes: family, ...modelMeta(mf), createdAt: opts.createdAt });
+    const packed = await packModel(store, { layers, mediaTypes: family, ...modelMeta(mf), createdAt: opts.createdAt, annotations });
     await store.tag(packed.manifest, opts.reference);
-    return { ...packed, reference: opts.reference, files: planned.length, bytes: bytesTotal, filesRead };
+    const result: BuildResult = { ...packed, reference: opts.reference, files: planned.length, bytes: bytesTotal, filesRead, headersRead: weights?.headersRead ?? 0 };
+    if (weights) result.weights = weights;
+    return result;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     await pool.close();
@@ -191,16 +196,6 @@ function modelMeta(mf: Modelfile) {
     precision: mf.precision,
     quantization: mf.quantization,
   };
-}
-
-async function statFile(path: string): Promise<BigIntStats> {
-  try {
-    const s = await stat(path, { bigint: true });
-    if (!s.isFile()) throw new PackError('IO', `${path}: not a regular file`, { hint: 'package regular files only' });
-    return s;
-  } catch (e) {
-    throw fsError(e, path, 'cannot read');
-  }
 }
 
 /** Files under 1 MiB go to the workers in batches (up to 256 files, 16 MiB); larger ones one by one, largest first. */

@@ -14,6 +14,8 @@ export interface PackInput extends Omit<ModelConfigInput, 'diffIds'> {
   layers: Descriptor[];
   /** Identifier family of the media types: cncf, or legacy cnai. */
   mediaTypes: ModelFamily;
+  /** Manifest annotations besides the creation time (e.g. ANNOTATION_GGUF_METADATA). */
+  annotations?: Record<string, string>;
 }
 
 export interface Packed {
@@ -25,7 +27,7 @@ export interface Packed {
 
 /** Pushes the config, then the manifest (children before parents); returns their descriptors. */
 export async function packModel(pusher: Pusher, input: PackInput): Promise<Packed> {
-  const { layers, mediaTypes: family, ...meta } = input;
+  const { layers, mediaTypes: family, annotations, ...meta } = input;
   // Raw layers are uncompressed, so each DiffID is the layer digest.
   const configBody = buildModelConfig({ ...meta, diffIds: layers.map((l) => l.digest) });
   const configBytes = canonicalJsonBytes(configBody);
@@ -38,7 +40,8 @@ export async function packModel(pusher: Pusher, input: PackInput): Promise<Packe
     config,
     layers,
   };
-  if (meta.createdAt) manifestBody.annotations = { [ANNOTATION_CREATED]: meta.createdAt };
+  const all = { ...annotations, ...(meta.createdAt ? { [ANNOTATION_CREATED]: meta.createdAt } : {}) };
+  if (Object.keys(all).length > 0) manifestBody.annotations = all;
   const bytes = canonicalJsonBytes(manifestBody);
   const manifest: Descriptor = { mediaType: OCI_MANIFEST, digest: digestBytes(bytes), size: bytes.length, artifactType: manifestBody.artifactType! };
   await pusher.push(manifest, bytes);

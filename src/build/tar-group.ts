@@ -61,10 +61,13 @@ function groupBytes(g: TarGroup, family: ModelFamily): number {
   return canonicalJsonBytes(d).length + 1;
 }
 
-/** One raw layer per file if the manifest fits, else the fewest tar groups that make it fit. */
-export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata: boolean, groupAll = false): LayerPlan {
+/**
+ * One raw layer per file if the manifest fits, else the fewest tar groups that make it fit.
+ * `reservedBytes`: what the manifest holds besides the layers and the fixed overhead (annotations).
+ */
+export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata: boolean, groupAll = false, reservedBytes = 0): LayerPlan {
   const sizes = new Map(files.map((f) => [f, singleBytes(f, family, keepMetadata)]));
-  let total = MANIFEST_OVERHEAD + [...sizes.values()].reduce((a, b) => a + b, 0);
+  let total = MANIFEST_OVERHEAD + reservedBytes + [...sizes.values()].reduce((a, b) => a + b, 0);
   if (total <= MAX_MANIFEST_BYTES && !groupAll) return { singles: files, groups: [], manifestBytes: total };
   const byDir = new Map<string, TarGroup>();
   for (const f of files) {

@@ -14,7 +14,8 @@ import { PackError } from '../errors.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { tempDir } from '../test-support/tmp.js';
 import { allTypesMetadata, encodeGguf, kv, sampleModel, writeBytes, type EncodedGguf } from '../test-support/gguf-writer.js';
-import { describeGguf, plainGgufValue, readGgufHeader, type GgufHeader, type ReadGgufOptions } from './gguf.js';
+import { plainGgufValue, readGgufHeader, type GgufHeader, type ReadGgufOptions } from './gguf.js';
+import { describeGguf } from './gguf-describe.js';
 
 const SEED = Number(process.env.MPK_FUZZ_SEED ?? 0x6d706b);
 const ITERATIONS = Number(process.env.MPK_FUZZ_ITERATIONS ?? 2000);

@@ -8,7 +8,8 @@ import { canonicalJson } from '../oci/canonical-json.js';
 import { tempDir } from '../test-support/tmp.js';
 import { allTypesMetadata, arr, encodeGguf, kv, sampleModel, tensorBytes, writeBytes, writeGguf, type GgufWriteSpec } from '../test-support/gguf-writer.js';
 import { GGML_TYPES, LLAMA_FILE_TYPES, fileTypeName, ggmlTypeId, guessedFileTypeName } from './gguf-types.js';
-import { GgufType, describeGguf, describeGgufShards, plainGgufValue, readGgufHeader, type GgufHeader, type GgufKv } from './gguf.js';
+import { GgufType, plainGgufValue, readGgufHeader, type GgufHeader, type GgufKv } from './gguf.js';
+import { describeGguf, describeGgufShards } from './gguf-describe.js';
 
 function allTypesModel(version: number): GgufWriteSpec {
   return {

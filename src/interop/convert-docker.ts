@@ -5,7 +5,11 @@
  * types chosen by file name as DMR's builder does, `org.cncf.model.filepath` and the file metadata.
  * Deterministic: `created` is the source's creation time or SOURCE_DATE_EPOCH, never "now", and the
  * JSON is canonical, so converting twice gives the same digest. `mpk push` then publishes it for
- * `docker model pull`.
+ * `docker model pull`. For GGUF the config says what DMR's packager reads from the header (from
+ * the blobs' headers in the store, never their data): `parameters` (sum of tensor elements),
+ * `size` (tensor data), `architecture`, `quantization`, `context_size`, and the `gguf` map of every
+ * key as a string (arrays over 50 items left out); the source config fills in when a header
+ * cannot be read, and a source quantization the header contradicts gives a warning.
  * Reference: ../shared/reference/peer-formats.md §1.1-1.3.
  */
 import { basename } from 'node:path';
@@ -33,6 +37,8 @@ import {
   dockerAiSize,
 } from './docker-ai.js';
 import { loadModel } from './load-model.js';
+import { readGgufHeader, GgufType, type GgufHeader, type GgufKv, type GgufValue } from '../formats/gguf.js';
+import { describeGguf, describeGgufShards, type GgufDescription } from '../formats/gguf-describe.js';
 
 export interface ConvertOptions {
   /** RFC 3339 creation time; default the source's, else SOURCE_DATE_EPOCH, else none. */
@@ -93,18 +99,23 @@ export async function convertToDocker(store: LocalStore, source: string, target:
   const meta = model.meta;
   const weightBytes = weights.filter((l) => format !== 'gguf' || l.mediaType === DOCKER_AI_GGUF).reduce((n, l) => n + l.size, 0);
   const created = opts.createdAt ?? meta.created ?? creationTime(undefined, opts.env ?? {});
-  const configBytes = canonicalJsonBytes(
-    buildDockerAiConfig({
-      format,
-      quantization: meta.quantization ?? (format === 'safetensors' && meta.precision ? dtypeName(meta.precision) : undefined),
-      parameters: meta.paramSize,
-      architecture: meta.architecture,
-      size: dockerAiSize(weightBytes, format === 'gguf'),
-      contextSize: meta.contextSize,
-      created,
-      diffIds: ordered.map((l) => l.digest), // raw files and plain tars: digest = diffID
-    }),
-  );
+  const header = format === 'gguf' ? await readHeaders(store, ggufs, warnings) : undefined;
+  const fromHeader = header?.description;
+  if (fromHeader?.quantization && meta.quantization && !sameQuantization(meta.quantization, fromHeader.quantization)) {
+    warnings.push(`${source}: its config says quantization ${meta.quantization}, the GGUF header ${fromHeader.quantization}; the DMR config takes the header's, as docker model package would`);
+  }
+  const dmr = buildDockerAiConfig({
+    format,
+    quantization: fromHeader?.quantization ?? meta.quantization ?? (format === 'safetensors' && meta.precision ? dtypeName(meta.precision) : undefined),
+    parameters: fromHeader && header.counted ? dmrParameters(fromHeader.parameterCount) : meta.paramSize,
+    architecture: fromHeader?.architecture ?? meta.architecture,
+    size: dockerAiSize(header?.dataBytes ?? weightBytes, format === 'gguf'),
+    contextSize: fromHeader?.contextLength !== undefined && fromHeader.contextLength <= 0x7fffffff ? fromHeader.contextLength : meta.contextSize,
+    created,
+    diffIds: ordered.map((l) => l.digest), // raw files and plain tars: digest = diffID
+  });
+  if (header) dmr.config.gguf = dmrGgufMap(header.first);
+  const configBytes = canonicalJsonBytes(dmr);
   const config: Descriptor = { mediaType: format === 'safetensors' ? DOCKER_AI_CONFIG_V02 : DOCKER_AI_CONFIG_V01, digest: digestBytes(configBytes), size: configBytes.length };
   const body: Manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: ordered };
   const manifestBytes = canonicalJsonBytes(body);
@@ -130,4 +141,77 @@ function annotations(f: ModelFile): Record<string, string> {
     [fileMetadataAnnotation('cncf')]: canonicalJson(md),
     [ANNOTATION_MEDIATYPE_UNTESTED]: 'false',
   };
+}
+
+interface HeaderInfo {
+  description: GgufDescription;
+  /** false when the shards do not make a whole model: the parameter count is not used */
+  counted: boolean;
+  /** the shard holding the model's keys */
+  first: GgufHeader;
+  /** tensor data over all shards (file sizes less headers and padding), as DMR's size counts */
+  dataBytes: number;
+}
+
+/** The GGUF headers of the weight blobs in the store (never their data); undefined, with a warning, when one cannot be read. */
+async function readHeaders(store: LocalStore, layers: Descriptor[], warnings: string[]): Promise<HeaderInfo | undefined> {
+  const headers: GgufHeader[] = [];
+  for (const l of layers) {
+    try {
+      headers.push(await readGgufHeader(store.blobs.path(l.digest)));
+    } catch (e) {
+      if (!(e instanceof PackError)) throw e;
+      warnings.push(`${l.annotations?.[filepathAnnotation('cncf')] ?? l.digest}: GGUF header not read (${e.message}); the DMR config takes the source config's fields`);
+      return undefined;
+    }
+  }
+  const first = headers.find((h) => h.metadata.get('split.no')?.value === 0) ?? headers[0]!;
+  let description = describeGguf(first);
+  let counted = true;
+  if (headers.length > 1 || description.split) {
+    try {
+      description = describeGgufShards(headers);
+    } catch (e) {
+      if (!(e instanceof PackError)) throw e;
+      warnings.push(`GGUF shards: ${e.message}; parameters taken from the source config`);
+      counted = false;
+    }
+  }
+  const dataBytes = headers.reduce((n, h) => n + (h.fileSize - h.dataOffset), 0);
+  return { description, counted, first, dataBytes };
+}
+
+/** gguf-parser's parameter count as DMR writes it: two decimals and a unit, no space (`361.82M`, `7.24B`). */
+export function dmrParameters(n: number): string {
+  const units: Array<[number, string]> = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+  for (const [scale, unit] of units) if (n >= scale) return `${(n / scale).toFixed(2)}${unit}`;
+  return String(n);
+}
+
+/** DMR's `gguf` map: every key as a string (Go's %d, %f, %t; arrays joined by ", "), arrays over 50 items left out. */
+export function dmrGgufMap(h: GgufHeader): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, kv] of h.metadata) {
+    if (kv.type === GgufType.ARRAY && (kv.value as { items: unknown[] }).items.length > 50) continue;
+    Object.defineProperty(out, k, { value: dmrString(kv), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+function dmrString(kv: GgufKv): string {
+  if (kv.type === GgufType.ARRAY) {
+    const a = kv.value as { elementType: GgufType; items: GgufValue[] };
+    if (a.elementType === GgufType.ARRAY) return a.items.map(() => '').join(', '); // DMR writes nothing for nested arrays
+    return a.items.map((v) => dmrString({ type: a.elementType, value: v })).join(', ');
+  }
+  if (kv.type === GgufType.FLOAT32 || kv.type === GgufType.FLOAT64) {
+    const f = kv.value as number;
+    return Number.isFinite(f) ? f.toFixed(6) : Number.isNaN(f) ? 'NaN' : f > 0 ? '+Inf' : '-Inf';
+  }
+  return String(kv.value);
+}
+
+function sameQuantization(a: string, b: string): boolean {
+  const words = (s: string) => s.split('/').map((x) => x.trim().toUpperCase());
+  return words(a).some((x) => words(b).includes(x));
 }

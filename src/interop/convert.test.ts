@@ -15,6 +15,7 @@ import { LocalStore } from '../store/store.js';
 import { fileRegistry } from '../test-support/registry-peer.js';
 import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 import { cli, descOf, fakeGguf, handMade, ok, sha, storeHandMade } from '../test-support/interop.js';
+import { sampleModel, writeGguf } from '../test-support/gguf-writer.js';
 import {
   DOCKER_AI_CHAT_TEMPLATE,
   DOCKER_AI_CONFIG_V01,
@@ -23,6 +24,7 @@ import {
   DOCKER_AI_LICENSE,
   DOCKER_AI_MODEL_FILE,
   DOCKER_AI_SAFETENSORS,
+  dockerAiSize,
 } from './docker-ai.js';
 
 /** The file's registry, started on first use; null when the test was skipped for lack of it. */
@@ -146,6 +148,31 @@ test('convert ModelPack GGUF → Docker Model Runner: v0.1 config, the same blob
   ok(await other.run('pull', remote, '--extract', out, '--json'));
   for (const [p, bytes] of Object.entries(files)) assert.equal(sha(await readFile(join(out, p))), sha(bytes), p);
   assert.equal((await readdir(out)).length, Object.keys(files).length);
+});
+
+test('convert a real GGUF → Docker Model Runner: parameters, size, architecture, quantization, context and the gguf map from its header', async (t) => {
+  const { run, store: root } = await cli(t);
+  const dir = await tempDir(t);
+  const { dataSize } = await writeGguf(join(dir, 'tiny.gguf'), sampleModel());
+  const modelfile = parseModelfile('NAME tiny\nQUANTIZATION Q8_0\nPARAMSIZE 1.5M\nMODEL tiny.gguf\n'); // a wrong quantization
+  const store = await LocalStore.open(root);
+  await buildModel(store, { contextDir: dir, reference: 'models/tiny:1', modelfile, createdAt: CREATED });
+  store.close();
+  const r = await run('convert', 'models/tiny:1', '--format', 'docker', '-t', 'models/tiny:docker', '--json');
+  ok(r);
+  assert.match(r.stderr, /its config says quantization Q8_0, the GGUF header Q4_K_M; the DMR config takes the header's/);
+  const { doc } = await storeDoc(root, 'models/tiny:docker');
+  const s2 = await LocalStore.open(root);
+  const cfg = JSON.parse((await s2.blobs.read(doc.config, 1 << 20)).toString());
+  s2.close();
+  const { gguf, ...rest } = cfg.config;
+  assert.deepEqual(rest, { format: 'gguf', quantization: 'Q4_K_M', parameters: '1.47M', architecture: 'llama', size: dockerAiSize(dataSize, true), context_size: 4096 });
+  assert.equal(gguf['general.architecture'], 'llama');
+  assert.equal(gguf['general.file_type'], '15');
+  assert.equal(gguf['llama.rope.freq_base'], '10000.000000', "Go's %f");
+  assert.equal(gguf['tokenizer.ggml.add_bos_token'], 'true');
+  assert.equal(gguf['tokenizer.ggml.tokens'], undefined, 'arrays over 50 items are left out, as DMR does');
+  assert.equal(Object.keys(gguf).length, 12);
 });
 
 test('convert safetensors ModelPack → Docker Model Runner v0.2 keeps every file with its path', async (t) => {

@@ -5,6 +5,7 @@
  */
 import picomatch from 'picomatch';
 import type { LayerKind } from '../oci/media-types.js';
+import { formatByName } from '../formats/inspect-weights.js';
 
 /** Extensions and name patterns per kind. `.ext` means `*.ext`; anything else is a glob on the base name. */
 const TABLES: ReadonlyArray<[LayerKind, string]> = [
@@ -74,20 +75,9 @@ export function isSkippedByDefault(baseName: string): boolean {
   return SKIP(baseName);
 }
 
-/** The FORMAT a set of weight file names implies, when they all agree. */
+/** The FORMAT a set of weight file names implies, when they all agree (by name only; generate reads the headers). */
 export function inferFormat(weightNames: string[]): string | undefined {
-  const formats = new Set(
-    weightNames.map((n) => {
-      const l = n.toLowerCase();
-      if (l.endsWith('.safetensors')) return 'safetensors';
-      if (l.endsWith('.gguf') || /\.gguf\.|-\d{5}-of-\d{5}\.gguf$/.test(l)) return 'gguf';
-      if (l.endsWith('.onnx') || l.includes('.onnx_data')) return 'onnx';
-      if (/\.(pt|pth|bin)$/.test(l)) return 'pytorch';
-      if (l.endsWith('.tflite')) return 'tflite';
-      if (l.endsWith('.h5') || l.endsWith('.keras')) return 'keras';
-      return '';
-    }),
-  );
+  const formats = new Set(weightNames.map((n) => formatByName(n) ?? ''));
   if (formats.size !== 1) return undefined;
   const [f] = formats;
   return f || undefined;

@@ -43,7 +43,9 @@ test('generate lists every file by kind, reads config.json, skips hidden files a
   assert.equal(mf.family, 'llama');
   assert.equal(mf.arch, 'transformer');
   assert.equal(mf.precision, 'float16', 'generation_config.json wins over config.json');
-  assert.equal(mf.format, undefined, 'safetensors and gguf weights disagree');
+  assert.equal(mf.format, undefined, 'most weight bytes (huge.xyz) are of no known format');
+  assert.match(warnings.join('\n'), /weights in several formats: unknown \(1 file, 128\.0 MB\), safetensors \(1 file, 300\.0 KB\), gguf \(1 file, 4 B\)/);
+  assert.match(warnings.join('\n'), /model\.safetensors: not a valid safetensors file: .*packaged as it is/);
   assert.deepEqual(patterns(mf.config), ['config.json', 'data/train.jsonl', 'generation_config.json', 'tokenizer.json']);
   assert.deepEqual(patterns(mf.model), ['huge.xyz', 'model.safetensors', 'sub/dir/weights.gguf']);
   assert.deepEqual(patterns(mf.code), ['modeling.py', 'unknown.xyz']);
@@ -77,7 +79,8 @@ test('generate refuses a directory without model, code or dataset files, and war
   const dir = await tempDir(t);
   await writeTree(dir, { 'README.md': '# x', 'config.json': '{}' });
   await assert.rejects(generateModelfile(dir), (e: unknown) => hasErrorCode(e, 'EMPTY_BUILD') && /no model, code or dataset files/.test((e as Error).message));
-  await assert.rejects(generateModelfile(join(dir, 'README.md')), (e: unknown) => hasErrorCode(e, 'USAGE'));
+  // One file is a model of its own; a README alone is not one.
+  await assert.rejects(generateModelfile(join(dir, 'README.md')), (e: unknown) => hasErrorCode(e, 'EMPTY_BUILD'));
   await assert.rejects(generateModelfile(join(dir, 'nope')), (e: unknown) => hasErrorCode(e, 'NOT_FOUND'));
   const outside = await tempDir(t);
   await writeFile(join(outside, 'secret.bin'), 's');
@@ -87,5 +90,7 @@ test('generate refuses a directory without model, code or dataset files, and war
   const { modelfile: mf, warnings } = await generateModelfile(dir);
   assert.deepEqual(patterns(mf.model), ['alias.bin', 'w.safetensors'], 'a link inside is followed');
   assert.match(warnings.join('\n'), /skipped link\.bin: symbolic link to .*secret\.bin, outside/);
-  assert.equal(mf.format, undefined);
+  // alias.bin (pytorch by name) and w.safetensors hold as many bytes: the format a reader knows wins, and a warning says so.
+  assert.equal(mf.format, 'safetensors');
+  assert.match(warnings.join('\n'), /weights in several formats: safetensors \(1 file, 1 B\), pytorch \(1 file, 1 B\); the fields describe the safetensors ones/);
 });

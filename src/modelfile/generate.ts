@@ -1,67 +1,59 @@
 /**
- * `mpk modelfile generate DIR`: walks DIR, classifies each file as modctl does, reads
- * config.json / generation_config.json for FAMILY, ARCH and PRECISION, and lists one explicit
- * path per line (sorted, never a glob), so the result is reviewable and deterministic.
+ * `mpk modelfile generate DIR|FILE`: walks DIR, classifies each file as modctl does (a file no
+ * table names is sniffed: GGUF, safetensors or ONNX content makes it MODEL), describes the weights
+ * from their headers, reads config.json / generation_config.json, and lists one explicit path per
+ * line (sorted, never a glob), so the result is reviewable and deterministic. The fields follow
+ * infer-fields.ts: options > config.json > the weights. FILE alone gives a Modelfile of that one
+ * file (its path relative to its directory; no config.json is read).
  * Priority: --exclude > --include > default skips; `.mpkignore` adds excludes (gitignore-like).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { pathMatcher } from '../internal/glob.js';
+import { mapBounded } from '../internal/map-bounded.js';
 import { PackError, fsError } from '../errors.js';
-import { classifyFile, inferFormat, isSkippedByDefault, WEIGHT_SIZE_THRESHOLD } from './classify.js';
+import { detectModelFormat } from '../formats/detect.js';
+import { describeWeights, type WeightFile, type WeightsDescription } from '../formats/inspect-weights.js';
+import { classifyFile, isSkippedByDefault, WEIGHT_SIZE_THRESHOLD, type Classification } from './classify.js';
+import { contradictions, inferFields, readHfConfig, type HfMeta } from './infer-fields.js';
 import { emptyModelfile, type ListKey, type Modelfile, type ModelFields } from './types.js';
-import { walkFiles } from './walk.js';
+import { walkFiles, type WalkEntry } from './walk.js';
 
 export interface GenerateOptions extends ModelFields {
   /** Globs (relative paths, `**` allowed) that bring back files the default rules skip. */
   include?: string[];
   /** Globs that leave files out; they win over include. A matching directory is not entered. */
   exclude?: string[];
+  /** How the weight files are described (the build passes one with a cache); default describeWeights. */
+  describeWeights?: (files: WeightFile[]) => Promise<WeightsDescription>;
 }
 
 export interface GenerateResult {
   modelfile: Modelfile;
   warnings: string[];
+  /** What the weights' headers say (undefined without weight files). */
+  weights?: WeightsDescription;
 }
+
+/** Unknown files are sniffed for model content, the largest first, up to this many. */
+const MAX_SNIFFED = 64;
 
 const KIND_KEY = { config: 'config', weight: 'model', code: 'code', doc: 'doc', dataset: 'dataset' } as const satisfies Record<string, ListKey>;
 
-export async function generateModelfile(dir: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
-  const st = await stat(dir).catch((e) => {
-    throw fsError(e, dir, 'cannot read model directory');
+export async function generateModelfile(path: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
+  const st = await stat(path).catch((e) => {
+    throw fsError(e, path, 'cannot read model directory');
   });
-  if (!st.isDirectory()) {
-    throw new PackError('USAGE', `${dir}: not a directory`, { hint: 'give the directory that holds the model files' });
+  if (!st.isDirectory() && !st.isFile()) {
+    throw new PackError('USAGE', `${path}: not a directory or a file`, { hint: 'give the directory that holds the model files, or one model file' });
   }
+  const single = st.isFile();
+  const dir = single ? dirname(path) : path;
   const warnings: string[] = [];
-  const ignore = await readIgnoreFile(join(dir, '.mpkignore'));
-  const cliExclude = pathMatcher(opts.exclude, false);
-  const cliInclude = pathMatcher(opts.include, false);
-  const excluded = (rel: string) => cliExclude(rel) || ignore(rel) === 'exclude';
-  const included = (rel: string) => cliInclude(rel) || ignore(rel) === 'include';
-  const rescues = (opts.include?.length ?? 0) > 0 || ignore.hasNegations;
-  // A skipped directory (.git, __pycache__) is still entered when include patterns exist: they
-  // may bring back files below it; only those files are kept.
-  const skippedDirs: string[] = [];
-  const underSkipped = (rel: string) => skippedDirs.some((d) => rel.startsWith(`${d}/`));
-  const entries = await walkFiles(dir, {
-    pruneDir: (rel, name) => {
-      if (excluded(rel)) return true;
-      if ((isSkippedByDefault(name) || underSkipped(rel)) && !included(rel)) {
-        if (!rescues) return true;
-        skippedDirs.push(rel);
-      }
-      return false;
-    },
-    skipFile: (rel, name) => {
-      if (excluded(rel)) return true;
-      if (included(rel)) return false;
-      return isSkippedByDefault(name) || underSkipped(rel);
-    },
-  });
+  const entries: WalkEntry[] = single ? [{ path: basename(path), absPath: path }] : await listFiles(dir, opts);
 
   const mf = emptyModelfile('<generated>');
-  const unknown: string[] = [];
+  const files: Array<{ path: string; absPath: string; size: number; c: Classification }> = [];
   for (const e of entries) {
     if (e.problem === 'escapes') {
       warnings.push(`skipped ${e.path}: symbolic link to ${e.target}, outside ${dir}`);
@@ -76,72 +68,73 @@ export async function generateModelfile(dir: string, opts: GenerateOptions = {})
       continue;
     }
     const size = (await stat(e.absPath)).size;
-    const c = classifyFile(basename(e.path), size);
-    if (!c.known) unknown.push(e.path);
-    mf[KIND_KEY[c.kind]].push({ pattern: e.path, line: 0, column: 0 });
+    files.push({ path: e.path, absPath: e.absPath, size, c: classifyFile(basename(e.path), size) });
+  }
+  // A file no table names (or, alone, one that is not a weight by name) is MODEL if its content is a model format.
+  const sniff = files.filter((f) => !f.c.known || (single && f.c.kind !== 'weight')).sort((a, b) => b.size - a.size).slice(0, MAX_SNIFFED);
+  await mapBounded(sniff, async (f) => {
+    if ((await detectModelFormat(f.absPath).catch(() => undefined)) !== undefined) f.c = { kind: 'weight', known: true };
+  }, 8);
+  const unknown: string[] = [];
+  for (const f of files) {
+    if (!f.c.known) unknown.push(f.path);
+    mf[KIND_KEY[f.c.kind]].push({ pattern: f.path, line: 0, column: 0 });
   }
   if (unknown.length) {
     const shown = unknown.slice(0, 3).join(', ') + (unknown.length > 3 ? `, and ${unknown.length - 3} more` : '');
     warnings.push(`${unknown.length} file(s) of unknown type packaged by size (MODEL if over ${WEIGHT_SIZE_THRESHOLD / 1e6} MB, else CODE): ${shown}`);
   }
   if (mf.model.length + mf.code.length + mf.dataset.length === 0) {
-    throw new PackError('EMPTY_BUILD', `${dir}: no model, code or dataset files found`, {
-      hint: 'check the directory, bring back skipped files with --include GLOB, or write the Modelfile by hand',
+    throw new PackError('EMPTY_BUILD', `${path}: no model, code or dataset files found`, {
+      hint: single ? 'give a model file, or the directory that holds the model' : 'check the directory, bring back skipped files with --include GLOB, or write the Modelfile by hand',
     });
   }
 
-  const hf = await readHfConfig(dir, warnings);
-  const set = (key: keyof ModelFields, v: string | undefined) => {
-    if (v !== undefined && v !== '') mf[key] = v;
-  };
-  set('name', opts.name ?? defaultName(dir));
-  set('arch', opts.arch ?? hf.arch);
-  set('family', opts.family ?? hf.family);
-  set('format', opts.format ?? inferFormat(mf.model.map((e) => basename(e.pattern))));
-  set('paramSize', opts.paramSize);
-  set('precision', opts.precision ?? hf.precision);
-  set('quantization', opts.quantization ?? hf.quantization);
-  return { modelfile: mf, warnings };
+  const weightFiles: WeightFile[] = files.filter((f) => f.c.kind === 'weight').map(({ path: p, absPath, size }) => ({ path: p, absPath, size }));
+  const weights = weightFiles.length > 0 ? await (opts.describeWeights ?? describeWeights)(weightFiles) : undefined;
+  if (weights) warnings.push(...weights.warnings);
+  const hf: HfMeta = single ? {} : await readHfConfig(dir, warnings);
+  const given: ModelFields = { arch: opts.arch, family: opts.family, format: opts.format, paramSize: opts.paramSize, precision: opts.precision, quantization: opts.quantization };
+  if (weights) warnings.push(...contradictions(given, weights, (kw, v) => `--${kw === 'PARAMSIZE' ? 'param-size' : kw.toLowerCase()} ${v}`));
+  const name = opts.name ?? defaultName(single ? basename(path, extname(path)) : dir);
+  if (name !== undefined && name !== '') mf.name = name;
+  Object.assign(mf, inferFields(given, hf, weights));
+  return weights ? { modelfile: mf, warnings, weights } : { modelfile: mf, warnings };
 }
 
-/** The directory's base name, made into a valid repository component. */
+/** The files of DIR that generate lists: default skips, --include/--exclude, .mpkignore. */
+async function listFiles(dir: string, opts: GenerateOptions): Promise<WalkEntry[]> {
+  const ignore = await readIgnoreFile(join(dir, '.mpkignore'));
+  const cliExclude = pathMatcher(opts.exclude, false);
+  const cliInclude = pathMatcher(opts.include, false);
+  const excluded = (rel: string) => cliExclude(rel) || ignore(rel) === 'exclude';
+  const included = (rel: string) => cliInclude(rel) || ignore(rel) === 'include';
+  const rescues = (opts.include?.length ?? 0) > 0 || ignore.hasNegations;
+  // A skipped directory (.git, __pycache__) is still entered when include patterns exist: they
+  // may bring back files below it; only those files are kept.
+  const skippedDirs: string[] = [];
+  const underSkipped = (rel: string) => skippedDirs.some((d) => rel.startsWith(`${d}/`));
+  return walkFiles(dir, {
+    pruneDir: (rel, name) => {
+      if (excluded(rel)) return true;
+      if ((isSkippedByDefault(name) || underSkipped(rel)) && !included(rel)) {
+        if (!rescues) return true;
+        skippedDirs.push(rel);
+      }
+      return false;
+    },
+    skipFile: (rel, name) => {
+      if (excluded(rel)) return true;
+      if (included(rel)) return false;
+      return isSkippedByDefault(name) || underSkipped(rel);
+    },
+  });
+}
+
+/** The directory's (or file's) base name, made into a valid repository component. */
 function defaultName(dir: string): string | undefined {
   const n = basename(dir).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
   return n || undefined;
-}
-
-interface HfMeta {
-  arch?: string;
-  family?: string;
-  precision?: string;
-  quantization?: string;
-}
-
-/** config.json then generation_config.json (later wins), as modctl reads them. */
-async function readHfConfig(dir: string, warnings: string[]): Promise<HfMeta> {
-  const merged: Record<string, unknown> = {};
-  for (const name of ['config.json', 'generation_config.json']) {
-    let text: string;
-    try {
-      text = await readFile(join(dir, name), 'utf8');
-    } catch {
-      continue;
-    }
-    try {
-      const v = JSON.parse(text) as unknown;
-      if (v && typeof v === 'object' && !Array.isArray(v)) Object.assign(merged, v);
-    } catch (e) {
-      warnings.push(`${name}: not valid JSON (${(e as Error).message}); family, architecture and precision not inferred from it`);
-    }
-  }
-  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined);
-  const q = merged.quantization_config as Record<string, unknown> | undefined;
-  return {
-    family: str(merged.model_type),
-    arch: merged.transformers_version !== undefined ? 'transformer' : undefined,
-    precision: str(merged.torch_dtype) ?? str(merged.dtype),
-    quantization: q && typeof q === 'object' ? str(q.quant_method) : undefined,
-  };
 }
 
 type IgnoreDecision = 'exclude' | 'include' | undefined;

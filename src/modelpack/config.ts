@@ -3,7 +3,11 @@
  * Reference: https://github.com/modelpack/model-spec/blob/main/docs/config.md
  *
  * mpk writes only fields that exist in both schema v0.0.7 and main, so what it writes validates
- * against both (the root and every sub-object refuse unknown keys).
+ * against both (the root and every sub-object refuse unknown keys). `config.architecture`,
+ * `format`, `paramSize`, `precision` and `quantization` come from the Modelfile, which `mpk
+ * modelfile generate` (and a build without one) fills from config.json and the weights' headers;
+ * anything else a header says (GGUF metadata) cannot go here and travels as a manifest annotation
+ * (ANNOTATION_GGUF_METADATA in oci/media-types.ts).
  */
 import { PackError } from '../errors.js';
 

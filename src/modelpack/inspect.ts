@@ -1,8 +1,12 @@
 /**
  * What `mpk ls` and `mpk inspect` show: a model's manifest, config and files, read from the store.
+ * inspect adds what the weights' headers said at build time: the GGUF metadata (mpk's manifest
+ * annotation, or a Docker Model Runner config's `gguf` map) and the context length (from that
+ * metadata, DMR's `context_size`, or a top-level `config.json` layer).
  */
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Index, Manifest } from '../oci/manifest.js';
+import { ANNOTATION_GGUF_METADATA } from '../oci/media-types.js';
 import type { LocalStore } from '../store/store.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { modelView, type ModelView } from './model-view.js';
@@ -28,6 +32,11 @@ export interface ModelSummary {
 }
 
 export interface ModelDetails extends ModelSummary {
+  precision?: string;
+  /** Tokens the model was trained for (GGUF `<arch>.context_length`, config.json `max_position_embeddings`, …). */
+  contextLength?: number;
+  /** The GGUF header's metadata: every key, large arrays and strings summarised. */
+  ggufMetadata?: Record<string, unknown>;
   manifest: Manifest | Index;
   config?: ModelConfig | unknown;
   files: (Omit<ModelView['files'][number], 'layer'> & { digest: string; size: number; mediaType: string })[];
@@ -36,7 +45,7 @@ export interface ModelDetails extends ModelSummary {
 /** Reads one model's details; a missing or odd config leaves those fields out rather than failing. */
 export async function inspectModel(store: LocalStore, reference: string): Promise<ModelDetails> {
   const desc = await store.resolve(reference);
-  return describe(store, reference, desc);
+  return describe(store, reference, desc, true);
 }
 
 /** Every named model in the store, summarised. */
@@ -44,7 +53,7 @@ export async function listModels(store: LocalStore): Promise<ModelSummary[]> {
   const out: ModelSummary[] = [];
   for (const e of await store.list()) {
     try {
-      const { manifest: _m, config: _c, files: _f, ...summary } = await describe(store, e.reference, e.descriptor);
+      const { manifest: _m, config: _c, files: _f, precision: _p, contextLength: _l, ggufMetadata: _g, ...summary } = await describe(store, e.reference, e.descriptor, false);
       out.push(summary);
     } catch {
       out.push({ reference: e.reference, digest: e.descriptor.digest, size: e.descriptor.size, kind: 'unreadable' });
@@ -53,7 +62,7 @@ export async function listModels(store: LocalStore): Promise<ModelSummary[]> {
   return out;
 }
 
-async function describe(store: LocalStore, reference: string, desc: Descriptor): Promise<ModelDetails> {
+async function describe(store: LocalStore, reference: string, desc: Descriptor, deep: boolean): Promise<ModelDetails> {
   const parsed = await store.readManifest(desc);
   if (parsed.kind === 'index') {
     const size = desc.size + parsed.index.manifests.reduce((n, m) => n + m.size, 0);
@@ -84,6 +93,7 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor):
   if (mc?.config.quantization) details.quantization = mc.config.quantization;
   if (mc?.descriptor.name) details.name = mc.descriptor.name;
   if (mc?.config.architecture) details.architecture = mc.config.architecture;
+  if (mc?.config.precision) details.precision = mc.config.precision;
   if ((view.format === 'docker-ai' || view.format === 'ollama') && configBytes) {
     // The same summary fields, from their own config keys.
     const meta = modelMeta(view.format, configBytes);
@@ -91,8 +101,48 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor):
     if (meta.paramSize) details.paramSize = meta.paramSize;
     if (meta.quantization) details.quantization = meta.quantization;
     if (meta.architecture) details.architecture = meta.architecture;
+    if (meta.precision) details.precision = meta.precision;
+    if (meta.contextSize !== undefined && meta.contextSize > 0) details.contextLength = meta.contextSize;
+  }
+  if (!deep) return details;
+  const gguf = objectOf(m.annotations?.[ANNOTATION_GGUF_METADATA]) ?? (view.format === 'docker-ai' ? dockerGguf(config) : undefined);
+  if (gguf) {
+    details.ggufMetadata = gguf;
+    const arch = gguf['general.architecture'];
+    const ctx = typeof arch === 'string' ? Number(gguf[`${arch}.context_length`]) : NaN;
+    if (details.contextLength === undefined && Number.isSafeInteger(ctx) && ctx > 0) details.contextLength = ctx;
+  }
+  if (details.contextLength === undefined) {
+    const ctx = await contextFromConfigJson(store, view);
+    if (ctx !== undefined) details.contextLength = ctx;
   }
   return details;
+}
+
+/** A JSON object in an annotation; undefined when absent or not one. */
+function objectOf(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  const v = safeJson(Buffer.from(text));
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** A DMR config's `gguf` map (every header key as a string). */
+function dockerGguf(config: unknown): Record<string, unknown> | undefined {
+  const g = (config as { config?: { gguf?: unknown } } | undefined)?.config?.gguf;
+  return g && typeof g === 'object' && !Array.isArray(g) && Object.keys(g).length > 0 ? (g as Record<string, unknown>) : undefined;
+}
+
+/** The keys Hugging Face configs give the context length under, as DMR reads them. */
+const CONTEXT_KEYS = ['max_position_embeddings', 'n_ctx', 'n_positions', 'max_length', 'max_sequence_length', 'model_max_length'];
+
+/** The context length a top-level config.json layer gives (a small raw blob read from the store). */
+async function contextFromConfigJson(store: LocalStore, view: ModelView): Promise<number | undefined> {
+  const f = view.files.find((x) => x.path === 'config.json' && x.encoding === 'raw' && x.layer.size <= MAX_CONFIG_BYTES);
+  if (!f || !(await store.exists(f.layer))) return undefined;
+  const bytes = await store.blobs.read(f.layer, MAX_CONFIG_BYTES).catch(() => undefined); // inspect shows what it can
+  const doc = bytes && (safeJson(bytes) as Record<string, unknown> | undefined);
+  const v = CONTEXT_KEYS.map((k) => doc?.[k]).find((x) => typeof x === 'number' && Number.isSafeInteger(x) && x > 0);
+  return v as number | undefined;
 }
 
 function safeJson(bytes: Buffer): unknown {

@@ -17,6 +17,15 @@ export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
 export const ANNOTATION_CREATED = 'org.opencontainers.image.created';
 
+/**
+ * mpk's extension (not in model-spec): a manifest annotation holding, as canonical JSON, the
+ * metadata of the model's GGUF header (the first shard's): every key, arrays over 64 items and
+ * strings over 32 KiB summarised as `{"type","elementType","length"}` / `{"type":"string","length"}`
+ * (formats/gguf-metadata.ts). The ModelPack config refuses unknown fields at every level, so it
+ * cannot go there; Docker Model Runner keeps the same data in its config's `gguf` map.
+ */
+export const ANNOTATION_GGUF_METADATA = 'org.cncf.model.gguf.metadata+json';
+
 /** The two ModelPack identifier families: `cncf` (model-spec ≥ v0.0.7) and legacy `cnai`. */
 export type ModelFamily = 'cncf' | 'cnai';
 export const MODEL_FAMILIES: readonly ModelFamily[] = ['cncf', 'cnai'];

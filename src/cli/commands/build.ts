@@ -1,5 +1,5 @@
-/** `mpk build [-f Modelfile] -t REF DIR` */
-import { readFile } from 'node:fs/promises';
+/** `mpk build [-f Modelfile] -t REF DIR|FILE` */
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { buildModel } from '../../build/build-model.js';
 import { fsError, PackError } from '../../errors.js';
@@ -12,8 +12,13 @@ import { withStore } from '../store.js';
 
 export const build: CommandSpec = {
   name: 'build',
-  usage: 'mpk build [-f Modelfile] -t NAME[:TAG] DIR',
-  summary: 'Package the files of DIR as a ModelPack artifact: one raw layer per file, a config and a manifest,\nstored and tagged in the local store. Without -f (and no DIR/Modelfile) the Modelfile is generated.',
+  usage: 'mpk build [-f Modelfile] -t NAME[:TAG] DIR|FILE',
+  summary:
+    'Package the files of DIR (or one model FILE) as a ModelPack artifact: one raw layer per file, a config\n' +
+    'and a manifest, stored and tagged in the local store. Without -f (and no DIR/Modelfile) the Modelfile is\n' +
+    'generated: fields from config.json and the weights\' headers (GGUF, safetensors, ONNX). A Modelfile value\n' +
+    'that contradicts the weights is kept, with a warning. FILE (e.g. model.gguf) is packaged alone; with -f,\n' +
+    'the Modelfile\'s paths are relative to FILE\'s directory.',
   help: [
     '-t, --tag REF             name of the model (required), e.g. models/llama3:8b',
     '-f, --file PATH           Modelfile to use (default DIR/Modelfile if present; - for stdin)',
@@ -21,7 +26,7 @@ export const build: CommandSpec = {
     '--created TIME            record a creation time (RFC 3339, epoch seconds or "now"); default none,',
     '                          or $SOURCE_DATE_EPOCH',
     '--keep-file-metadata      record real mode, owner and mtime (the digest then depends on them)',
-    '--no-cache                read every file even if unchanged since the last build',
+    '--no-cache                read every file (and weight header) even if unchanged since the last build',
     '--group-small-files       pack files under 1 MiB into one tar layer per directory (datasets of many',
     '                          small files: far fewer blobs to store and push; without it this happens only',
     '                          where one layer per file would pass the 4 MiB manifest limit)',
@@ -69,7 +74,7 @@ export const build: CommandSpec = {
     ).finally(() => bar.done());
     if (v.json) {
       ctx.stdout.write(
-        JSON.stringify({ reference: result.reference, digest: result.manifest.digest, size: result.bytes, files: result.files, filesRead: result.filesRead, config: result.config.digest }, null, 2) + '\n',
+        JSON.stringify({ reference: result.reference, digest: result.manifest.digest, size: result.bytes, files: result.files, filesRead: result.filesRead, headersRead: result.headersRead, config: result.config.digest }, null, 2) + '\n',
       );
     } else if (ctx.quiet) {
       ctx.stdout.write(`${result.manifest.digest}\n`);
@@ -86,6 +91,7 @@ async function loadModelfile(ctx: Ctx, file: string | undefined, contextDir: str
     if (!ctx.readStdin) throw new PackError('USAGE', 'no standard input to read the Modelfile from');
     return parseModelfile(await ctx.readStdin(), '<stdin>');
   }
+  if (file === undefined && (await stat(contextDir).catch(() => undefined))?.isFile()) return undefined; // one file: generate
   const path = file !== undefined ? resolve(ctx.cwd, file) : resolve(contextDir, 'Modelfile');
   let text: string;
   try {

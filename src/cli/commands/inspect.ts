@@ -5,11 +5,14 @@ import type { CommandSpec } from '../context.js';
 import { humanBytes, table } from '../format.js';
 import { withStore } from '../store.js';
 
+/** Values wider than this are cut on the text display (--json gives them whole). */
+const VALUE_WIDTH = 72;
+
 export const inspect: CommandSpec = {
   name: 'inspect',
   usage: 'mpk inspect REF [--json]',
-  summary: "Show a model's manifest digest, config and files.",
-  help: ['--json  print manifest, config and files as JSON'],
+  summary: "Show a model's manifest digest, config, what its weights' headers say (format, architecture,\nparameters, precision, quantization, context size, GGUF metadata keys) and its files.",
+  help: ['--json  print manifest, config, files and every GGUF metadata value as JSON'],
   options: { json: { type: 'boolean' } },
   args: [1, 1],
   async run(ctx, v, [ref]) {
@@ -31,10 +34,17 @@ export const inspect: CommandSpec = {
       ['Architecture', cfg?.config.architecture ?? d.architecture],
       ['Format', cfg?.config.format ?? d.format],
       ['Parameters', cfg?.config.paramSize ?? d.paramSize],
-      ['Precision', cfg?.config.precision],
+      ['Precision', cfg?.config.precision ?? d.precision],
       ['Quantization', cfg?.config.quantization ?? d.quantization],
+      ['Context size', d.contextLength?.toString()],
     ];
     for (const [k, val] of fields) if (val) ctx.stdout.write(`${`${k}:`.padEnd(15)}${val}\n`);
+    const md = d.ggufMetadata ? Object.entries(d.ggufMetadata) : [];
+    if (md.length > 0) {
+      ctx.stdout.write(`\nGGUF metadata (${md.length} keys; --json for every value):\n`);
+      const width = Math.min(40, Math.max(...md.map(([k]) => k.length)));
+      for (const [k, val] of md) ctx.stdout.write(`  ${oneLine(k).padEnd(width)}  ${cut(shown(val))}\n`);
+    }
     if (d.files.length > 0) {
       ctx.stdout.write(`\nFiles (${d.files.length}):\n`);
       ctx.stdout.write(table(['TYPE', 'SIZE', 'DIGEST', 'PATH'], d.files.map((f) => [f.kind, humanBytes(f.size), f.digest.slice(0, 19), f.encoding === 'raw' || f.encoding === 'other' ? f.path : `${f.path}/ (${f.encoding})`])));
@@ -42,3 +52,25 @@ export const inspect: CommandSpec = {
     return 0;
   },
 };
+
+/** A metadata value on one line: summaries as `[128256 × string]` or `<string, 12345 bytes>`. */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return oneLine(v);
+  if (Array.isArray(v)) return `[${v.map(shown).join(', ')}]`;
+  if (v && typeof v === 'object') {
+    const s = v as { type?: unknown; elementType?: unknown; length?: unknown };
+    if (s.type === 'array') return `[${String(s.length)} × ${String(s.elementType)}]`;
+    if (s.type === 'string') return `<string, ${String(s.length)} bytes>`;
+    return oneLine(JSON.stringify(v));
+  }
+  return String(v);
+}
+
+/** Control characters (line breaks in a chat template, escapes from a file) made visible. */
+function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+function cut(s: string): string {
+  return s.length <= VALUE_WIDTH ? s : `${s.slice(0, VALUE_WIDTH - 1)}…`;
+}

@@ -1,4 +1,4 @@
-/** `mpk modelfile generate DIR` */
+/** `mpk modelfile generate DIR|FILE` */
 import { link, rename, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fsError, PackError } from '../../errors.js';
@@ -8,15 +8,20 @@ import { strings, type CommandSpec } from '../context.js';
 
 export const modelfileGenerate: CommandSpec = {
   name: 'modelfile',
-  usage: 'mpk modelfile generate DIR [-o FILE] [--include GLOB]... [--exclude GLOB]... [--name NAME] ...',
-  summary: 'Write a Modelfile listing the files of DIR by kind (config, model, code, doc), reading config.json\nfor family, architecture and precision. A .mpkignore file in DIR excludes files like .gitignore.',
+  usage: 'mpk modelfile generate DIR|FILE [-o FILE] [--include GLOB]... [--exclude GLOB]... [--name NAME] ...',
+  summary:
+    'Write a Modelfile listing the files of DIR by kind (config, model, code, doc). ARCH, FAMILY, FORMAT,\n' +
+    'PARAMSIZE, PRECISION and QUANTIZATION come from config.json where it says, else from the weights\'\n' +
+    'headers (GGUF, safetensors, ONNX). A .mpkignore file in DIR excludes files like .gitignore. One model\n' +
+    'FILE gives a Modelfile of that file alone (relative to its directory).',
   help: [
     '-o, --output FILE   write to FILE (default: standard output)',
     '--overwrite         replace FILE if it exists',
     '--include GLOB      include files the default rules skip (repeatable; ** allowed)',
     '--exclude GLOB      leave files out (repeatable; wins over --include)',
     '--name, --arch, --family, --format, --param-size, --precision, --quantization VALUE',
-    '                    set these fields instead of inferring them',
+    '                    set these fields instead of inferring them (a value the weights contradict is',
+    '                    kept, with a warning)',
   ],
   options: {
     output: { type: 'string', short: 'o' },
@@ -33,7 +38,7 @@ export const modelfileGenerate: CommandSpec = {
   },
   args: [2, 2],
   async run(ctx, v, [sub, dir]) {
-    if (sub !== 'generate') throw new PackError('USAGE', `mpk modelfile: unknown subcommand ${JSON.stringify(sub)}`, { hint: 'use: mpk modelfile generate DIR' });
+    if (sub !== 'generate') throw new PackError('USAGE', `mpk modelfile: unknown subcommand ${JSON.stringify(sub)}`, { hint: 'use: mpk modelfile generate DIR|FILE' });
     const opt = (k: string) => (v[k] === undefined ? {} : { [k === 'param-size' ? 'paramSize' : k]: v[k] as string });
     const { modelfile, warnings } = await generateModelfile(resolve(ctx.cwd, dir!), {
       include: strings(v.include),

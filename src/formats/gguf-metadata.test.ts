@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { GgufType, readGgufHeader } from './gguf.js';
+import { ggufMetadata } from './gguf-metadata.js';
+import { kv, sampleModel, writeGguf } from '../test-support/gguf-writer.js';
+import { tempDir } from '../test-support/tmp.js';
+
+test('GGUF metadata for a manifest: long arrays and strings summarised, the whole kept under its budget, the same every time', async (t) => {
+  const path = join(await tempDir(t), 'm.gguf');
+  const spec = sampleModel();
+  const long = 'é'.repeat(20 * 1024); // 40 KiB of UTF-8
+  const templates = Array.from({ length: 40 }, (_, i) => `${i}`.padEnd(8 * 1024, 'x')); // 40 × 8 KiB, under 64 items
+  spec.metadata = [
+    ...spec.metadata!,
+    ['tokenizer.chat_template', kv.str('{{ messages }}')],
+    ['x.long', kv.str(long)],
+    ['x.templates', kv.arr(GgufType.STRING, templates)],
+    ['__proto__', kv.u32(1)],
+  ];
+  await writeGguf(path, spec);
+  const h = await readGgufHeader(path);
+  const md = ggufMetadata(h);
+  assert.equal(md['tokenizer.chat_template'], '{{ messages }}');
+  assert.deepEqual(md['x.long'], { type: 'string', length: 40 * 1024 }, 'over 32 KiB: summarised, length in UTF-8 bytes');
+  assert.deepEqual(md['tokenizer.ggml.tokens'], { type: 'array', elementType: 'string', length: 300 }, 'over 64 items');
+  assert.deepEqual(md['x.templates'], { type: 'array', elementType: 'string', length: 40 }, 'the largest value goes while the whole is over 256 Ki');
+  assert.equal(Object.getOwnPropertyDescriptor(md, '__proto__')?.value, 1, 'an own key, not the prototype');
+  assert.ok(JSON.stringify(md).length <= 256 * 1024);
+  assert.deepEqual(ggufMetadata(await readGgufHeader(path)), md);
+  // With room to spare, the same array stays whole.
+  assert.equal((ggufMetadata(h, { maxTotalBytes: 1 << 20 })['x.templates'] as string[]).length, 40);
+});
