@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The main job on embedded defaults: make a sample model, build it into a fresh store, list,
-// inspect, extract, and check every extracted byte against the original files. Uses the real
-// `mpk` command (bin/mpk.js). Exits non-zero if anything differs.
-import { spawnSync } from 'node:child_process';
+// inspect, extract, and check every extracted byte against the original files; then serve a
+// registry (`mpk serve`), push to it, pull into a second store, extract and verify again. Uses the
+// real `mpk` command (bin/mpk.js). Exits non-zero if anything differs. The server is stopped by
+// the PID this script started.
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,15 +13,18 @@ import { join, relative } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const mpkBin = join(root, 'bin', 'mpk.js');
 const work = mkdtempSync(join(tmpdir(), 'mpk-demo-'));
-const env = { ...process.env, MPK_HOME: join(work, 'store') };
+const env = { ...process.env, MPK_HOME: join(work, 'store'), DOCKER_CONFIG: join(work, 'docker') };
 const keep = process.argv.includes('--keep');
 
 function step(title) {
   process.stdout.write(`\n\x1b[1m== ${title}\x1b[0m\n`);
 }
 function mpk(...args) {
+  mpkIn(env, ...args);
+}
+function mpkIn(environment, ...args) {
   process.stdout.write(`$ mpk ${args.join(' ')}\n`);
-  const r = spawnSync(process.execPath, [mpkBin, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(process.execPath, [mpkBin, ...args], { env: environment, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) {
     process.stderr.write(`demo: mpk ${args[0]} failed with exit code ${r.status}\n`);
     process.exit(1);
@@ -29,6 +34,43 @@ function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 const sha = (p) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+/** Every file of `model` (but the Modelfile) is in `out` with the same bytes and executable bit. */
+function compareTree(model, out) {
+  const want = walk(model).filter((p) => !p.endsWith('Modelfile')).map((p) => relative(model, p)).sort();
+  const got = walk(out).map((p) => relative(out, p)).sort();
+  if (JSON.stringify(want) !== JSON.stringify(got)) throw new Error(`extracted files differ: want ${want.join(', ')}; got ${got.join(', ')}`);
+  for (const f of want) {
+    if (sha(join(model, f)) !== sha(join(out, f))) throw new Error(`${f}: extracted bytes differ from the original`);
+    if ((statSync(join(model, f)).mode & 0o111) !== (statSync(join(out, f)).mode & 0o111)) throw new Error(`${f}: mode differs`);
+  }
+  return want.length;
+}
+
+/** `mpk serve` in the background on a free loopback port; resolves with its URL and a stop(). */
+async function serve(root) {
+  process.stdout.write(`$ mpk serve -q --root ${root} --addr 127.0.0.1:0 &   (-q: no access log)\n`);
+  const child = spawn(process.execPath, [mpkBin, 'serve', '-q', '--root', root, '--addr', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    return exited;
+  };
+  server = { stop };
+  child.stdout.on('data', (d) => {
+    out += d;
+    process.stdout.write(String(d));
+  });
+  for (let i = 0; i < 400 && !/listening on/.test(out); i++) {
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const url = /listening on (http:\/\/[0-9.:]+)/.exec(out)?.[1];
+  if (!url) throw new Error(`mpk serve did not start: ${out}`);
+  return { url, host: url.replace('http://', ''), stop };
+}
+let server;
 
 try {
   step('1. A sample model directory');
@@ -58,22 +100,32 @@ try {
   step('5. Extract and compare every byte with the original');
   const out = join(work, 'extracted');
   mpk('extract', 'demo/tiny-llama:v1', out);
-  const want = walk(model).filter((p) => !p.endsWith('Modelfile')).map((p) => relative(model, p)).sort();
-  const got = walk(out).map((p) => relative(out, p)).sort();
-  if (JSON.stringify(want) !== JSON.stringify(got)) throw new Error(`extracted files differ: want ${want.join(', ')}; got ${got.join(', ')}`);
-  for (const f of want) {
-    if (sha(join(model, f)) !== sha(join(out, f))) throw new Error(`${f}: extracted bytes differ from the original`);
-    if ((statSync(join(model, f)).mode & 0o111) !== (statSync(join(out, f)).mode & 0o111)) throw new Error(`${f}: mode differs`);
-  }
-  process.stdout.write(`all ${want.length} files identical (sha256)\n`);
+  process.stdout.write(`all ${compareTree(model, out)} files identical (sha256)\n`);
 
   step('6. Verify the store');
   mpk('verify');
+
+  step('7. Serve a registry (mpk serve), push the model to it');
+  const reg = await serve(join(work, 'registry'));
+  const remote = `${reg.host}/demo/tiny-llama:v1`;
+  mpk('push', 'demo/tiny-llama:v1', remote);
+
+  step('8. Pull it into a second store, extract, compare every byte, verify');
+  const env2 = { ...env, MPK_HOME: join(work, 'store2') };
+  const out2 = join(work, 'extracted2');
+  mpkIn(env2, 'pull', remote, '--extract', out2);
+  process.stdout.write(`all ${compareTree(model, out2)} files identical after the round trip (sha256)\n`);
+  mpkIn(env2, 'verify');
+
+  step('9. Stop the server; check the registry root');
+  await reg.stop();
+  mpk('serve', 'verify', '--root', join(work, 'registry'));
   process.stdout.write('\n\x1b[32mdemo OK\x1b[0m\n');
 } catch (e) {
   process.stderr.write(`demo failed: ${e.message}\n`);
   process.exitCode = 1;
 } finally {
+  await server?.stop();
   if (keep) process.stdout.write(`kept ${work}\n`);
   else rmSync(work, { recursive: true, force: true });
 }

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   login: { summary: 'Save credentials for a registry (docker config.json)', load: async () => (await import('./commands/login.js')).loginCommand },
   logout: { summary: 'Remove saved credentials for a registry', load: async () => (await import('./commands/login.js')).logoutCommand },
   extract: { summary: "Restore a model's files into a directory", load: async () => (await import('./commands/extract.js')).extract },
+  serve: { summary: 'Run an OCI registry (push/pull models with nothing else installed); serve gc, serve verify', load: async () => (await import('./commands/serve.js')).serveCommand },
   import: { summary: "Import a model from Ollama's models directory (hard links, verified)", load: async () => (await import('./commands/interop.js')).importCommand },
   export: { summary: "Export a model to Ollama's models directory for `ollama run`", load: async () => (await import('./commands/interop.js')).exportCommand },
   convert: { summary: 'Convert a model to Docker Model Runner or ModelPack form (same blobs)', load: async () => (await import('./commands/interop.js')).convertCommand },

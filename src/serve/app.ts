@@ -1,0 +1,138 @@
+/**
+ * One request: route, method check, authentication and authorization, admission (request bodies
+ * that carry blob bytes are limited in number; beyond the queue a 429), then the handler. Every
+ * failure is answered with a spec error body; a client that went away gets nothing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Action } from './access.js';
+import type { Need } from './auth.js';
+import { deleteBlob, getBlob } from './blob-routes.js';
+import type { RequestCtx, Services } from './context.js';
+import { ServeError } from './errors.js';
+import { send, sendError, sendJson } from './http-util.js';
+import { listCatalog, listReferrers, listTags } from './listing-routes.js';
+import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
+import { route, splitTarget, type Route } from './router.js';
+import type { TokenService } from './token.js';
+import { deleteUpload, patchUpload, postUpload, putUpload, uploadStatus } from './upload-routes.js';
+import { BodyInterrupted } from './uploads.js';
+
+const METHODS: Record<Route['kind'], string[]> = {
+  base: ['GET', 'HEAD'],
+  catalog: ['GET'],
+  healthz: ['GET', 'HEAD'],
+  token: ['GET', 'POST'],
+  tags: ['GET'],
+  referrers: ['GET'],
+  manifest: ['GET', 'HEAD', 'PUT', 'DELETE'],
+  blob: ['GET', 'HEAD', 'DELETE'],
+  uploads: ['POST'],
+  upload: ['GET', 'PATCH', 'PUT', 'DELETE'],
+  unknown: [],
+};
+
+export interface AppOptions extends Services {
+  tokens?: TokenService;
+  /** Requests writing blob bytes at once (default 64); more wait in a queue of 4× that, then 429. */
+  maxUploads?: number;
+  /** Receives what a request did, for the access log: the user it ran as. */
+  onIdentity?(req: IncomingMessage, user: string): void;
+  /** Unexpected errors (answered 500). */
+  onInternalError?(err: unknown, req: IncomingMessage): void;
+}
+
+/** Bounds concurrent body-writing requests; a queue beyond which requests get 429. */
+class Admission {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  constructor(
+    private readonly max: number,
+    private readonly maxQueued: number,
+  ) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) {
+      if (this.queue.length >= this.maxQueued) throw new ServeError(429, 'TOOMANYREQUESTS', 'too many uploads at once', { 'retry-after': '1' });
+      await new Promise<void>((r) => this.queue.push(r));
+    } else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+export function createApp(opts: AppOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const max = opts.maxUploads ?? 64;
+  const admission = new Admission(max, max * 4);
+  return async (req, res) => {
+    try {
+      await dispatch(req, res, opts, admission);
+    } catch (e) {
+      if (e instanceof BodyInterrupted) {
+        res.destroy();
+        return;
+      }
+      if (!(e instanceof ServeError)) opts.onInternalError?.(e, req);
+      sendError(req, res, e);
+    }
+  };
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOptions, admission: Admission): Promise<void> {
+  const method = req.method ?? 'GET';
+  const { path, query } = splitTarget(req.url ?? '/');
+  const r = route(path);
+  const allowed = METHODS[r.kind];
+  if (r.kind === 'unknown') throw new ServeError(404, 'UNSUPPORTED', { path: path.length > 200 ? `${path.slice(0, 200)}…` : path, reason: 'no such endpoint' });
+  if (!allowed.includes(method)) throw new ServeError(405, 'UNSUPPORTED', `${method} is not allowed here`, { allow: allowed.join(', ') });
+  if (r.kind === 'healthz') {
+    sendJson(req, res, 200, { status: 'ok' });
+    return;
+  }
+  if (r.kind === 'token') {
+    if (!opts.tokens) throw new ServeError(404, 'UNSUPPORTED', { reason: 'this registry does not issue tokens (not started with --token-users)' });
+    await opts.tokens.handle(req, res, query);
+    return;
+  }
+  const who = await opts.auth.identify(req);
+  opts.onIdentity?.(req, who.user);
+  opts.auth.authorize(req, who, need(r, method));
+  const ctx: RequestCtx = { ...opts, req, res, query, who };
+  switch (r.kind) {
+    case 'base':
+      send(req, res, 200, { 'content-type': 'application/json' }, '{}');
+      return;
+    case 'catalog':
+      return listCatalog(ctx);
+    case 'tags':
+      return listTags(ctx, r.name);
+    case 'referrers':
+      return listReferrers(ctx, r.name, r.digest);
+    case 'manifest':
+      if (method === 'PUT') return putManifest(ctx, r.name, r.reference);
+      if (method === 'DELETE') return deleteManifest(ctx, r.name, r.reference);
+      return getManifest(ctx, r.name, r.reference);
+    case 'blob':
+      if (method === 'DELETE') return deleteBlob(ctx, r.name, r.digest);
+      return getBlob(ctx, r.name, r.digest);
+    case 'uploads':
+      return query.has('digest') ? admission.run(() => postUpload(ctx, r.name)) : postUpload(ctx, r.name);
+    case 'upload':
+      if (method === 'GET') return uploadStatus(ctx, r.name, r.id);
+      if (method === 'DELETE') return deleteUpload(ctx, r.name, r.id);
+      return admission.run(() => (method === 'PATCH' ? patchUpload(ctx, r.name, r.id) : putUpload(ctx, r.name, r.id)));
+  }
+}
+
+function need(r: Route, method: string): Need {
+  if (r.kind === 'base') return { kind: 'base' };
+  if (r.kind === 'catalog') return { kind: 'catalog' };
+  if (!('name' in r)) return { kind: 'base' };
+  let action: Action = 'pull';
+  if (method === 'DELETE' && (r.kind === 'manifest' || r.kind === 'blob')) action = 'delete';
+  else if (r.kind === 'uploads' || r.kind === 'upload' || method === 'PUT') action = 'push';
+  return { kind: 'repo', name: r.name, actions: [action] };
+}

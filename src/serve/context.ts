@@ -1,0 +1,26 @@
+/** What every route handler gets: the request, the storage, and who is asking. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Auth, Identity } from './auth.js';
+import type { Gate } from './gate.js';
+import type { RepoStore } from './repo-store.js';
+import type { Uploads } from './uploads.js';
+
+/** Which DELETEs are allowed: everything, manifests and blobs by digest only, or none. */
+export type DeleteMode = 'all' | 'digest' | 'none';
+
+export interface Services {
+  store: RepoStore;
+  uploads: Uploads;
+  gate: Gate;
+  auth: Auth;
+  deletes: DeleteMode;
+  /** A blob link older than this is touched when checked (keeps it from the collector). */
+  touchOlderMs: number;
+}
+
+export interface RequestCtx extends Services {
+  req: IncomingMessage;
+  res: ServerResponse;
+  query: URLSearchParams;
+  who: Identity;
+}

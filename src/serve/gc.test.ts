@@ -1,0 +1,65 @@
+/**
+ * Garbage collection: what nothing references goes (unreferenced links, pool blobs no repository
+ * links, expired upload sessions), what is younger than the grace period or still named by a
+ * manifest stays, and the root verifies clean afterwards.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { putBlob, putImage, request, startTestServer } from '../test-support/serve.js';
+import { verifyRegistry } from './verify.js';
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('collection removes unreferenced links and blobs after the grace period, and keeps what manifests name', async (t) => {
+  const s = await startTestServer(t);
+  const a = await putImage(s.url, 'g/one', 'v1', { seed: 'a' });
+  const orphan = await putBlob(s.url, 'g/one', 'uploaded, never referenced');
+  const b = await putImage(s.url, 'g/two', 'v1', { seed: 'b' });
+  assert.equal((await request(`${s.url}/v2/g/two/manifests/${b.digest}`, { method: 'DELETE' })).status, 202);
+  const pool = () => readdir(join(s.root, 'blobs', 'sha256')).then((l) => l.length);
+  assert.equal(await pool(), 7);
+
+  const young = await s.collect(3600_000);
+  assert.deepEqual([young.blobsRemoved, young.linksRemoved], [0, 0], 'nothing is older than the grace period');
+
+  await pause(20);
+  const r = await s.collect(0);
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.linksRemoved, 3, 'the orphan in g/one, config and layer of the deleted manifest in g/two');
+  assert.deepEqual(r.blobs.sort(), [orphan, b.digest, b.config, b.layer].sort());
+  assert.equal(await pool(), 3);
+  for (const d of [a.digest]) assert.equal((await request(`${s.url}/v2/g/one/manifests/${d}`)).status, 200);
+  for (const d of [a.config, a.layer]) assert.equal((await request(`${s.url}/v2/g/one/blobs/${d}`)).status, 200);
+  assert.equal((await request(`${s.url}/v2/g/one/blobs/${orphan}`)).status, 404);
+  assert.deepEqual((await verifyRegistry(s.root)).problems, []);
+  // A later push of the same content works again.
+  const again = await putImage(s.url, 'g/two', 'v2', { seed: 'b' });
+  assert.equal(again.digest, b.digest);
+});
+
+test('a blob that one repository lets go stays in the pool while a manifest elsewhere names it', async (t) => {
+  const s = await startTestServer(t);
+  const kept = await putImage(s.url, 'p', 'v1', { seed: 'k' });
+  await putBlob(s.url, 'q', 'layer of k'); // the same bytes as p's layer, unreferenced in q
+  await pause(20);
+  const r = await s.collect(0);
+  assert.equal(r.linksRemoved, 1);
+  assert.equal(r.blobsRemoved, 0, "p's manifest still names the layer");
+  assert.equal((await request(`${s.url}/v2/q/blobs/${kept.layer}`)).status, 404);
+  assert.equal((await request(`${s.url}/v2/p/blobs/${kept.layer}`)).status, 200);
+});
+
+test('upload sessions expire after their time-to-live', async (t) => {
+  const s = await startTestServer(t, { uploadTtlMs: 50 });
+  const post = await request(`${s.url}/v2/exp/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
+  const loc = String(post.headers.location);
+  await request(`${s.url}${loc}`, { method: 'PATCH', body: 'partial', headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal((await request(`${s.url}${loc}`)).status, 204);
+  await pause(120);
+  const r = await s.collect();
+  assert.equal(r.uploadsRemoved, 1);
+  assert.equal((await request(`${s.url}${loc}`)).status, 404);
+  assert.deepEqual(await readdir(join(s.root, 'uploads')), []);
+});

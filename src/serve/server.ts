@@ -1,0 +1,238 @@
+/**
+ * `startServer()`: the embedded registry as a library call. It takes the root (serve.lock), loads
+ * the auth files, listens (TLS with a certificate and key), and runs until `close()`, which stops
+ * accepting, lets running requests finish (up to `shutdownTimeoutMs`), then cuts the rest; an
+ * interrupted upload stays resumable. Limits: request headers (16 KiB), header and idle time-outs
+ * (no total time-out: a large blob may take an hour), concurrent blob writes, and 4 MiB manifests.
+ * Security default: an open registry only on a loopback address.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo, Socket } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import { PackError, fsError } from '../errors.js';
+import { AccessPolicy, PasswordChecker, loadHtpasswd, loadUsersFile } from './access.js';
+import { formatAccess, type LogFormat } from './access-log.js';
+import { createApp } from './app.js';
+import { Auth, type AuthConfig } from './auth.js';
+import type { DeleteMode } from './context.js';
+import { collectGarbage, type GcResult } from './gc.js';
+import { Gate } from './gate.js';
+import { RepoStore } from './repo-store.js';
+import { lockRoot } from './root-lock.js';
+import { TokenService } from './token.js';
+import { Uploads } from './uploads.js';
+
+export interface ServeOptions {
+  root: string;
+  /** HOST:PORT, [V6]:PORT or :PORT (every interface). Default 127.0.0.1:5000; port 0 picks one. */
+  addr?: string;
+  /** htpasswd file (bcrypt): Basic auth, every user may pull, push and delete. */
+  htpasswd?: string;
+  /** Users-and-access file (JSON, see access.ts): token mode with a /token endpoint. */
+  tokenUsers?: string;
+  tokenTtlSeconds?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Allow an open (no auth) registry on a non-loopback address. */
+  insecureOpen?: boolean;
+  deletes?: DeleteMode;
+  /** Upload sessions untouched this long are removed (default 24 h). */
+  uploadTtlMs?: number;
+  /** Online garbage collection every … (default off) with this grace period (default 1 h). */
+  gcIntervalMs?: number;
+  gcGraceMs?: number;
+  maxUploads?: number;
+  maxHashWorkers?: number;
+  maxHeaderBytes?: number;
+  /** Flush each commit to disk before answering (default off: see durable.ts). */
+  fsync?: boolean;
+  /** A connection silent this long is closed (default 120 s). */
+  idleTimeoutMs?: number;
+  shutdownTimeoutMs?: number;
+  /** One line per request. */
+  accessLog?: (line: string) => void;
+  logFormat?: LogFormat;
+  /** Operational messages (collection results, internal errors). */
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** http(s)://HOST:PORT */
+  url: string;
+  /** HOST:PORT, as a reference's registry part. */
+  host: string;
+  port: number;
+  root: string;
+  /** Graceful stop; idempotent. */
+  close(): Promise<void>;
+  /** One collection pass now (the same as the periodic one). */
+  collect(graceMs?: number): Promise<GcResult>;
+}
+
+export function parseAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new PackError('USAGE', `--addr ${JSON.stringify(addr)}: not HOST:PORT`, { hint: 'e.g. --addr 127.0.0.1:5000, --addr [::1]:5000 or --addr :5000 (every interface)' });
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+async function authConfig(opts: ServeOptions): Promise<AuthConfig> {
+  if (opts.htpasswd && opts.tokenUsers) throw new PackError('USAGE', '--htpasswd and --token-users exclude each other', { hint: 'basic auth: --htpasswd FILE; tokens with per-repository access: --token-users FILE' });
+  if (opts.htpasswd) return { mode: 'basic', passwords: new PasswordChecker(await loadHtpasswd(opts.htpasswd)) };
+  if (opts.tokenUsers) {
+    const f = await loadUsersFile(opts.tokenUsers);
+    const tokens = new TokenService({ passwords: new PasswordChecker(f.users), policy: new AccessPolicy(f.rules), ...(opts.tokenTtlSeconds ? { ttlSeconds: opts.tokenTtlSeconds } : {}) });
+    return { mode: 'token', tokens };
+  }
+  return { mode: 'none' };
+}
+
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const root = resolvePath(opts.root);
+  const { host, port } = parseAddr(opts.addr ?? '127.0.0.1:5000');
+  const config = await authConfig(opts);
+  if (config.mode === 'none' && !isLoopback(host) && !opts.insecureOpen) {
+    throw new PackError('USAGE', `refusing to serve ${host}:${port} without authentication`, {
+      hint: 'add --htpasswd FILE or --token-users FILE (with --tls-cert/--tls-key), or --insecure-open if every host that can reach it may push and delete',
+    });
+  }
+  if (!!opts.tlsCert !== !!opts.tlsKey) throw new PackError('USAGE', '--tls-cert and --tls-key go together', { hint: 'give both PEM files' });
+  const tls = opts.tlsCert ? { cert: await readPem(opts.tlsCert), key: await readPem(opts.tlsKey!) } : undefined;
+  const log = opts.log ?? (() => undefined);
+  if (config.mode !== 'none' && !tls && !isLoopback(host)) log(`warning: passwords and tokens to ${host}:${port} travel in clear text; serve TLS with --tls-cert/--tls-key`);
+
+  const release = await lockRoot(root, 'the server');
+  const store = new RepoStore(root, !!opts.fsync);
+  const uploads = new Uploads(root, store.pool, {
+    fsync: !!opts.fsync,
+    ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
+    ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
+  });
+  const gate = new Gate();
+  let base = '';
+  const auth = new Auth(config, () => base);
+  const graceMs = opts.gcGraceMs ?? 3600_000;
+  const users = new WeakMap<http.IncomingMessage, string>();
+  const app = createApp({
+    store,
+    uploads,
+    gate,
+    auth,
+    deletes: opts.deletes ?? 'all',
+    touchOlderMs: graceMs / 2,
+    ...(config.mode === 'token' ? { tokens: config.tokens } : {}),
+    ...(opts.maxUploads ? { maxUploads: opts.maxUploads } : {}),
+    onIdentity: (req, user) => users.set(req, user),
+    onInternalError: (e, req) => log(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`),
+  });
+
+  let inflight = 0;
+  let closing = false;
+  let drained: (() => void) | undefined;
+  const format = opts.logFormat ?? 'text';
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    inflight++;
+    const started = process.hrtime.bigint();
+    const socket: Socket = req.socket;
+    const in0 = socket.bytesRead;
+    const out0 = socket.bytesWritten;
+    if (closing) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      inflight--;
+      if (opts.accessLog) {
+        opts.accessLog(
+          formatAccess(
+            {
+              time: new Date(),
+              remote: socket.remoteAddress ?? '-',
+              user: users.get(req) ?? '',
+              method: req.method ?? '-',
+              url: req.url ?? '-',
+              status: res.statusCode,
+              bytesIn: Number(req.headers['content-length'] ?? socket.bytesRead - in0) || 0,
+              bytesOut: socket.bytesWritten - out0,
+              ms: Number(process.hrtime.bigint() - started) / 1e6,
+            },
+            format,
+          ),
+        );
+      }
+      if (closing && inflight === 0) drained?.();
+    });
+    void app(req, res);
+  };
+  const serverOpts = { maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 };
+  const server = tls ? https.createServer({ ...serverOpts, ...tls }, handler) : http.createServer(serverOpts, handler);
+  server.setTimeout(opts.idleTimeoutMs ?? 120_000);
+  server.maxConnections = 4096;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    await release();
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PackError('IO', `cannot listen on ${host}:${port}: ${code === 'EADDRINUSE' ? 'the address is in use' : (e as Error).message}`, {
+      cause: e,
+      hint: code === 'EADDRINUSE' ? 'stop what uses it, or choose another --addr' : 'check --addr',
+    });
+  }
+  const actual = (server.address() as AddressInfo).port;
+  const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  base = `${tls ? 'https' : 'http'}://${shownHost}:${actual}`;
+
+  const collect = async (grace = graceMs): Promise<GcResult> => {
+    const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
+    if (r.blobsRemoved || r.linksRemoved || r.uploadsRemoved) log(`gc: removed ${r.blobsRemoved} blobs (${r.bytesFreed} bytes), ${r.linksRemoved} links, ${r.uploadsRemoved} expired uploads`);
+    for (const p of r.problems) log(`gc: ${p}`);
+    return r;
+  };
+  const ttl = uploads.ttlMs;
+  const timers = [setInterval(() => void uploads.sweep().catch((e) => log(`upload sweep: ${String(e)}`)), Math.max(1000, Math.min(ttl / 4, 600_000)))];
+  if (opts.gcIntervalMs) timers.push(setInterval(() => void collect().catch((e) => log(`gc: ${String(e)}`)), opts.gcIntervalMs));
+  for (const t of timers) t.unref();
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: base,
+    host: `${shownHost}:${actual}`,
+    port: actual,
+    root,
+    collect,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        for (const t of timers) clearInterval(t);
+        const done = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        if (inflight > 0) {
+          await new Promise<void>((resolve) => {
+            drained = resolve;
+            setTimeout(resolve, opts.shutdownTimeoutMs ?? 30_000).unref();
+          });
+        }
+        server.closeAllConnections();
+        await done;
+        uploads.close();
+        await release();
+      })();
+      return closed;
+    },
+  };
+}
+
+async function readPem(file: string): Promise<Buffer> {
+  return readFile(file).catch((e) => {
+    throw fsError(e, file, 'cannot read TLS file');
+  });
+}
