@@ -72,11 +72,21 @@ async function serve(root) {
 }
 let server;
 
+/** A real safetensors file (header + random data) holding one tensor, so build can read its header. */
+function safetensors(name, dtype, shape) {
+  const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+  let json = JSON.stringify({ __metadata__: { format: 'pt' }, [name]: { dtype, shape, data_offsets: [0, bytes] } });
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([head, Buffer.from(json), randomBytes(bytes)]);
+}
+
 try {
   step('1. A sample model directory');
   const model = join(work, 'tiny-llama');
   mkdirSync(join(model, 'data'), { recursive: true });
-  writeFileSync(join(model, 'model.safetensors'), randomBytes(64 * 1024 * 1024));
+  writeFileSync(join(model, 'model.safetensors'), safetensors('model.embed_tokens.weight', 'BF16', [8192, 4096]));
   writeFileSync(join(model, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], model_type: 'llama', torch_dtype: 'bfloat16', transformers_version: '4.44.0' }, null, 2));
   writeFileSync(join(model, 'tokenizer.json'), JSON.stringify({ version: '1.0', model: { type: 'BPE', vocab: { a: 0, b: 1 } } }));
   writeFileSync(join(model, 'README.md'), '# tiny-llama\n\nA demo model made by `npm run demo`; the weights are random bytes.\n');
