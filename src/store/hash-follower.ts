@@ -1,10 +1,11 @@
 /**
  * Hashing a download on a worker thread. A pull's main thread is busy receiving HTTP and writing;
- * hashing on the same thread caps a download near 400 MiB/s here. Once a batch is written, the
- * main thread copies it into a small ring of shared memory slots (4 x 1 MiB) and tells the worker
- * which slot to hash; the worker hands the slot back when done. A memcpy is cheaper than reading
- * the file back, and the ring bounds the memory: while no slot is free the download pauses
- * (`busy`, `onRoom`). A resumed download's kept prefix is read back from the file and hashed on
+ * hashing on the same thread caps a download near 400 MiB/s here. Once a batch is written it goes
+ * to the worker without a copy when the writer can take the buffer back afterwards (the raw GET
+ * path recycles its 1 MiB buffers): the ArrayBuffer is transferred there and back. Otherwise it is
+ * copied into a small ring of shared memory slots (4 x 1 MiB) and the worker is told which slot
+ * to hash. Either way the memory is bounded: while too much is out, the download pauses (`busy`,
+ * `onRoom`). A resumed download's kept prefix is read back from the file and hashed on
  * the worker first, while the rest arrives; a writer may also just say how far the file is
  * written (`advance`) and let the worker read it back.
  *
@@ -36,6 +37,10 @@ function readTo(upTo) {
 parentPort.on('message', (m) => {
   if (m.stop) { parentPort.close(); return; }
   if (typeof m.upTo === 'number') readTo(m.upTo);
+  if (m.bufs) {
+    for (const ab of m.bufs) { hash.update(new Uint8Array(ab)); hashed += ab.byteLength; }
+    parentPort.postMessage({ back: m.bufs }, m.bufs);
+  }
   if (typeof m.slot === 'number') {
     hash.update(new Uint8Array(workerData.ring, m.slot * workerData.slotBytes, m.len));
     hashed += m.len;
@@ -51,6 +56,8 @@ parentPort.on('message', (m) => {
 
 const SLOT_BYTES = 1024 * 1024;
 const SLOTS = 4;
+/** Bytes moved to the worker and not yet back, beyond which the writer pauses. */
+const MAX_MOVED = 8 * 1024 * 1024;
 
 export interface HashResult {
   digest: string;
@@ -65,13 +72,19 @@ export class HashFollower {
   /** Bytes given to `feed` that wait for a free slot, in order. */
   private readonly waiting: Buffer[] = [];
   private roomWaiter: (() => void) | undefined;
+  private moved = 0;
+  private giveBack: ((b: Buffer) => void) | undefined;
   constructor(path: string, algorithm: string) {
     for (let i = 0; i < SLOTS; i++) this.free.push(i);
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm, ring: this.ring, slotBytes: SLOT_BYTES } });
     this.result = new Promise<HashResult>((resolve, reject) => {
-      this.worker.on('message', (m: { ack?: number; digest?: string; size?: number }) => {
-        if (typeof m.ack === 'number') {
-          this.free.push(m.ack);
+      this.worker.on('message', (m: { ack?: number; back?: ArrayBuffer[]; digest?: string; size?: number }) => {
+        if (typeof m.ack === 'number' || m.back) {
+          if (typeof m.ack === 'number') this.free.push(m.ack);
+          for (const ab of m.back ?? []) {
+            this.moved -= ab.byteLength;
+            this.giveBack?.(Buffer.from(ab));
+          }
           this.pump();
           if (!this.busy && this.roomWaiter) {
             const w = this.roomWaiter;
@@ -95,10 +108,24 @@ export class HashFollower {
     if (n > 0) this.worker.postMessage({ upTo: n });
   }
 
-  /** The next bytes, in order, once written (copied: the buffers may be reused at once). */
-  feed(bufs: Buffer[]): void {
-    for (const b of bufs) if (b.length > 0) this.waiting.push(b);
-    this.pump();
+  /**
+   * The next bytes, in order, once written. With `giveBack`, a buffer that owns its whole
+   * ArrayBuffer is moved to the worker (unusable here until it comes back through giveBack);
+   * anything else is copied, and given back at once.
+   */
+  feed(bufs: Buffer[], giveBack?: (b: Buffer) => void): void {
+    if (giveBack) this.giveBack = giveBack;
+    for (const b of bufs) {
+      if (b.length === 0) continue;
+      const ab = b.buffer;
+      if (giveBack && this.waiting.length === 0 && ab instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === ab.byteLength) {
+        this.moved += ab.byteLength;
+        this.worker.postMessage({ bufs: [ab] }, [ab]); // in order: nothing waits for a slot
+        continue;
+      }
+      this.waiting.push(b);
+      this.pump();
+    }
   }
 
   /** Copies waiting bytes into free slots, one message per slot. */
@@ -119,12 +146,12 @@ export class HashFollower {
     }
   }
 
-  /** Bytes wait for a slot: the writer should pause until `onRoom`. */
+  /** Bytes wait for a slot, or too many are moved out: the writer should pause until `onRoom`. */
   get busy(): boolean {
-    return this.waiting.length > 0;
+    return this.waiting.length > 0 || this.moved >= MAX_MOVED;
   }
 
-  /** Calls back once when nothing waits for a slot (at once if nothing does). */
+  /** Calls back once when no longer busy (at once if not). */
   onRoom(cb: () => void): void {
     if (!this.busy) cb();
     else this.roomWaiter = cb;
@@ -132,7 +159,7 @@ export class HashFollower {
 
   /** The file is complete at `size` bytes (anything not fed is read back): its digest and the bytes hashed. */
   async digest(size: number): Promise<HashResult> {
-    if (this.busy) await new Promise<void>((resolve) => this.onRoom(resolve));
+    if (this.waiting.length > 0) await new Promise<void>((resolve) => this.onRoom(resolve));
     this.worker.postMessage({ end: size });
     return this.result;
   }

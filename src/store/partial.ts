@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { PackError, fsError, isTransient } from '../errors.js';
 import { Digester, parseDigest, type DigestAlgorithm, type Expected } from '../oci/digest.js';
 import { HashFollower, type HashResult } from './hash-follower.js';
-import { isRecyclingStream, type OpenAt, type PushOptions, type RecyclingStream } from '../content/storage.js';
+import { isRecyclingStream, type OpenAt, type PushOptions } from '../content/storage.js';
 import type { BlobPool } from './blobs.js';
 import { breakIfStale } from './lock.js';
 import { sleep } from '../internal/sleep.js';
@@ -75,8 +75,8 @@ const FOLLOW_MIN_BYTES = 16 * 1024 * 1024;
 /** Hashes what is written: inline before each write, or by a worker given each batch once written. */
 interface Hasher {
   beforeWrite(bufs: Buffer[]): void;
-  /** Bytes up to `n` are on disk; `bufs` were the last of them. */
-  written(n: number, bufs: Buffer[]): void;
+  /** Bytes up to `n` are on disk; `bufs` were the last of them, handed to giveBack when done with. */
+  written(n: number, bufs: Buffer[], giveBack?: (b: Buffer) => void): void;
   /** Too much waits to be hashed: stop reading until `onRoom`. */
   readonly busy: boolean;
   onRoom(cb: () => void): void;
@@ -89,7 +89,7 @@ function inlineHasher(algorithm: DigestAlgorithm): Hasher & { digester: Digester
   return {
     digester,
     beforeWrite: (bufs) => bufs.forEach((b) => digester.update(b)),
-    written: () => undefined,
+    written: (_n, bufs, giveBack) => giveBack && bufs.forEach(giveBack),
     busy: false,
     onRoom: (cb) => cb(),
     finish: async () => ({ digest: digester.digest(), size: digester.size }),
@@ -102,7 +102,7 @@ function followingHasher(path: string, algorithm: DigestAlgorithm, prefix: numbe
   f.advance(prefix); // the kept prefix is re-hashed on the worker while the rest arrives
   return {
     beforeWrite: () => undefined,
-    written: (_n, bufs) => f.feed(bufs),
+    written: (_n, bufs, giveBack) => f.feed(bufs, giveBack),
     get busy() {
       return f.busy;
     },
@@ -192,7 +192,8 @@ function append(fh: FileHandle, src: Readable, state: { written: number }, expec
     let inflight = 0;
     let chain: Promise<void> = Promise.resolve();
     let failure: unknown;
-    const recycling = isRecyclingStream(src);
+    // Buffers written and hashed go back to a source that reuses them.
+    const recycle = isRecyclingStream(src) ? (b: Buffer) => src.recycle(b) : undefined;
     const resumeIfRoom = () => {
       if (failure === undefined && inflight < MAX_INFLIGHT_WRITES && !hasher.busy && src.isPaused()) src.resume();
     };
@@ -230,8 +231,7 @@ function append(fh: FileHandle, src: Readable, state: { written: number }, expec
       w.then(settle, settle);
       chain = chain.then(() => w).then(() => {
         state.written = at + n;
-        hasher.written(state.written, bufs);
-        if (recycling) for (const b of bufs) (src as Readable & RecyclingStream).recycle(b); // written and hashed (copied): reusable
+        hasher.written(state.written, bufs, recycle);
         if (hasher.busy) {
           src.pause();
           hasher.onRoom(resumeIfRoom);
