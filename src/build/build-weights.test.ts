@@ -11,10 +11,10 @@ import { buildModel, type BuildOptions } from './build-model.js';
 import { LocalStore } from '../store/store.js';
 import { parseModelfile } from '../modelfile/parse.js';
 import { ANNOTATION_GGUF_METADATA } from '../oci/media-types.js';
-import { sampleModel, writeGguf } from '../test-support/gguf-writer.js';
+import { kv, sampleModel, writeGguf } from '../test-support/gguf-writer.js';
 import { mpk } from '../test-support/cli.js';
 import { assertValid, validators } from '../test-support/schemas.js';
-import { tempDir } from '../test-support/tmp.js';
+import { tempDir, writeTree } from '../test-support/tmp.js';
 
 type T = Parameters<typeof tempDir>[0];
 
@@ -109,6 +109,47 @@ test('a corrupt GGUF in a directory: the build succeeds with a warning naming th
   assert.deepEqual(config.config, { format: 'gguf' }, 'FORMAT from the name');
   assert.equal(manifest.annotations, undefined);
   assert.deepEqual(manifest.layers.map((l: { annotations: Record<string, string> }) => l.annotations['org.cncf.model.filepath']), ['tiny.gguf', 'README.md']);
+});
+
+test('corrupt weights of every format: each named in a warning, packaged byte for byte, nothing inferred from it', async (t) => {
+  // One corrupt GGUF named on the command line: packaged alone, FORMAT from its name.
+  const { file } = await ggufDir(t);
+  await writeFile(file, (await readFile(file)).subarray(0, 100));
+  const one = await build(t, { contextDir: file });
+  assert.equal(one.warnings.length, 1);
+  assert.match(one.warnings[0]!, /^tiny\.gguf: not a valid GGUF file .*\(packaged as it is; nothing is inferred from it\)$/);
+  assert.deepEqual(one.config.config, { format: 'gguf' });
+  assert.equal(one.manifest.layers[0].size, 100);
+
+  // A directory: a truncated safetensors file, an index that names a missing shard, a file that is not ONNX.
+  const dir = await tempDir(t);
+  await writeTree(dir, {
+    'model.safetensors': Buffer.concat([Buffer.from([200, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"w":')]),
+    'model.onnx': Buffer.alloc(2000, 0xff),
+    'config.json': '{"model_type": "llama"}',
+  });
+  const many = await build(t, { contextDir: dir });
+  assert.equal(many.warnings.length, 3, many.warnings.join('\n'));
+  assert.match(many.warnings[0]!, /^weights in several formats: onnx \(1 file, 2\.0 KB\), safetensors \(1 file, 13 B\)/);
+  assert.match(many.warnings.join('\n'), /^model\.onnx: not a valid ONNX model .*\(packaged as it is; nothing is inferred from it\)$/m);
+  assert.match(many.warnings.join('\n'), /^model\.safetensors: not a valid safetensors file: header length 200 exceeds the file size .*\(packaged as it is; nothing is inferred from it\)$/m);
+  assert.deepEqual(many.config.config, { format: 'onnx' }, 'FORMAT from the names (the most bytes), nothing else');
+  assert.equal(many.config.descriptor.family, 'llama', 'config.json still read');
+  assert.deepEqual(many.manifest.layers.map((l: { annotations: Record<string, string> }) => l.annotations['org.cncf.model.filepath']).sort(), ['config.json', 'model.onnx', 'model.safetensors']);
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'model-00002-of-00002.safetensors' } }));
+  const indexed = await build(t, { contextDir: dir });
+  assert.match(indexed.warnings.join('\n'), /model\.safetensors\.index\.json: weight_map names shard "model-00002-of-00002\.safetensors", which does not exist \(every \.safetensors file beside it is counted instead\)/);
+});
+
+test('a GGUF header of 30,000 keys: the build packages it (the metadata annotation stays bounded, the manifest under 4 MiB)', async (t) => {
+  const file = join(await tempDir(t), 'many.gguf');
+  const spec = sampleModel();
+  spec.metadata = [...spec.metadata!, ...Array.from({ length: 30_000 }, (_, i): [string, ReturnType<typeof kv.u32>] => [`x.${i}.${'k'.repeat(120)}`, kv.u32(i)])];
+  await writeGguf(file, spec);
+  const { r, manifest, warnings } = await build(t, { contextDir: file });
+  assert.deepEqual(warnings, []);
+  assert.ok(r.manifest.size < 1024 * 1024, `${r.manifest.size} bytes`);
+  assert.equal(JSON.parse(manifest.annotations[ANNOTATION_GGUF_METADATA])['general.architecture'], 'llama');
 });
 
 test('mpk modelfile generate FILE, mpk build FILE, and mpk inspect (text and --json) show what the header says', async (t) => {

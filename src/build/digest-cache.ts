@@ -4,9 +4,10 @@
  * cannot be set by a user, so a file rewritten and `touch`ed back to its old mtime still misses.
  * Stored as `cache/digests.json` under the store root; losing it only costs a rehash.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
+import { saveMerged } from './cache-file.js';
 
 interface Entry {
   id: string; // dev:ino:size:mtimeNs:ctimeNs
@@ -49,16 +50,7 @@ export class DigestCache {
   /** Writes the cache (merged with what other builds wrote meanwhile) by temp + rename. */
   async save(): Promise<void> {
     if (!this.dirty) return;
-    const merged = await readEntries(this.file);
-    for (const [k, v] of this.entries) {
-      merged.delete(k);
-      merged.set(k, v);
-    }
-    while (merged.size > MAX_ENTRIES) merged.delete(merged.keys().next().value as string);
-    await mkdir(join(this.file, '..'), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ version: VERSION, entries: Object.fromEntries(merged) }));
-    await rename(tmp, this.file);
+    await saveMerged(this.file, this.entries, MAX_ENTRIES, readEntries, (merged) => ({ version: VERSION, entries: Object.fromEntries(merged) }));
     this.dirty = false;
   }
 }

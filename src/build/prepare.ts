@@ -75,7 +75,7 @@ export async function prepareBuild(opts: PrepareOptions): Promise<Prepared> {
 /** The list a generated one-file Modelfile put its file in. */
 function listOf(mf: Modelfile): ListKey {
   const key = (Object.keys(LIST_KIND) as ListKey[]).find((k) => mf[k].length > 0);
-  if (!key) throw new PackError('EMPTY_BUILD', `${mf.file}: lists no files`);
+  if (!key) throw new PackError('EMPTY_BUILD', `${mf.file}: lists no files`, { hint: 'give a model file, or the directory that holds the model' });
   return key;
 }
 

@@ -6,9 +6,10 @@
  * `cache/weights.json` under the store root; losing it only costs a reread.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describeWeights, type WeightFile, type WeightsDescription } from '../formats/inspect-weights.js';
+import { saveMerged } from './cache-file.js';
 import { statIdentity } from './digest-cache.js';
 
 /** Bumped whenever describeWeights would say something else for the same files. */
@@ -50,16 +51,7 @@ export class WeightsCache {
   /** Writes the cache (merged with what other builds wrote meanwhile) by temp + rename. */
   async save(): Promise<void> {
     if (!this.dirty) return;
-    const merged = await readEntries(this.file);
-    for (const [k, v] of this.entries) {
-      merged.delete(k);
-      merged.set(k, v);
-    }
-    while (merged.size > MAX_ENTRIES) merged.delete(merged.keys().next().value as string);
-    await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ version: VERSION, entries: [...merged] }));
-    await rename(tmp, this.file);
+    await saveMerged(this.file, this.entries, MAX_ENTRIES, readEntries, (merged) => ({ version: VERSION, entries: [...merged] }));
     this.dirty = false;
   }
 }

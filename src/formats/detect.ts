@@ -4,7 +4,8 @@
  * name decides only between formats whose content both fit; it never makes a format on its own.
  */
 import { extname } from 'node:path';
-import { SAFETENSORS_MAX_HEADER_BYTES, openRegularFile, readAt } from './safetensors.js';
+import { openRegularFile, readAt } from '../internal/file-read.js';
+import { SAFETENSORS_MAX_HEADER_BYTES } from './safetensors.js';
 import { sniffOnnxHandle } from './onnx.js';
 
 export type ModelFormat = 'gguf' | 'safetensors' | 'onnx';

@@ -166,10 +166,12 @@ export function describeGgufShards(headers: readonly GgufHeader[], opts: Describ
     if (dup !== undefined) throw new PackError('CORRUPT', `${p}: shard ${s.no + 1} of ${s.count} is also ${headers[dup]!.path}`, { hint: 'give each shard once' });
     bySplit.set(s.no, i);
   });
-  const missing: number[] = [];
-  for (let no = 0; no < first!.count; no++) if (!bySplit.has(no)) missing.push(no + 1);
-  if (missing.length > 0) {
-    throw new PackError('NOT_FOUND', `${headers[0]!.path}: shard${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} of ${first!.count} missing`, {
+  // split.count comes from the file (up to 2^53): count what is missing, list only the first ten
+  const missingCount = first!.count - bySplit.size;
+  if (missingCount > 0) {
+    const missing: number[] = [];
+    for (let no = 0; no < first!.count && missing.length < 10; no++) if (!bySplit.has(no)) missing.push(no + 1);
+    throw new PackError('NOT_FOUND', `${headers[0]!.path}: shard${missingCount > 1 ? 's' : ''} ${missing.join(', ')}${missingCount > 10 ? ', …' : ''} of ${first!.count} missing`, {
       hint: 'put every shard of the model in the build directory',
     });
   }
@@ -190,4 +192,26 @@ export function describeGgufShards(headers: readonly GgufHeader[], opts: Describ
     }
   }
   return out;
+}
+
+export interface GgufSetDescription {
+  /** The shard holding the model's keys (split.no 0), else the first header. */
+  first: GgufHeader;
+  description: GgufDescription;
+  /** Why the headers are not one whole model (describeGgufShards refused them): `description` is then the first shard's alone. */
+  problem?: PackError;
+}
+
+/** One file, or a shard set: describeGguf, or describeGgufShards when there are several (or split keys). Never throws a PackError. */
+export function describeGgufSet(headers: readonly GgufHeader[], opts: DescribeOptions = {}): GgufSetDescription {
+  if (headers.length === 0) throw new TypeError('describeGgufSet: no headers');
+  const first = headers.find((h) => h.metadata.get('split.no')?.value === 0) ?? headers[0]!;
+  const description = describeGguf(first, opts);
+  if (headers.length === 1 && !description.split) return { first, description };
+  try {
+    return { first, description: describeGgufShards(headers, opts) };
+  } catch (e) {
+    if (!(e instanceof PackError)) throw e;
+    return { first, description, problem: e };
+  }
 }

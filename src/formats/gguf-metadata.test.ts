@@ -31,3 +31,19 @@ test('GGUF metadata for a manifest: long arrays and strings summarised, the whol
   // With room to spare, the same array stays whole.
   assert.equal((ggufMetadata(h, { maxTotalBytes: 1 << 20 })['x.templates'] as string[]).length, 40);
 });
+
+test('GGUF metadata of many keys (or huge key names) stays under its budget: the largest entries are left out', async (t) => {
+  const path = join(await tempDir(t), 'many.gguf');
+  const spec = sampleModel();
+  const many = Array.from({ length: 30_000 }, (_, i): [string, ReturnType<typeof kv.u32>] => [`x.${String(i).padStart(5, '0')}.${'k'.repeat(120)}`, kv.u32(i)]);
+  spec.metadata = [...spec.metadata!, ['y'.repeat(300 * 1024), kv.bool(true)], ...many];
+  await writeGguf(path, spec);
+  const h = await readGgufHeader(path);
+  const md = ggufMetadata(h);
+  const size = JSON.stringify(md).length;
+  assert.ok(size <= 256 * 1024, `${size} characters`);
+  assert.equal(md['general.architecture'], 'llama', 'small keys are kept');
+  assert.equal(md['y'.repeat(300 * 1024)], undefined, 'the largest entry went first');
+  assert.ok(Object.keys(md).length > 1000, 'as many keys as fit');
+  assert.deepEqual(ggufMetadata(await readGgufHeader(path)), md, 'the same every time');
+});

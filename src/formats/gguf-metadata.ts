@@ -1,8 +1,9 @@
 /**
  * A GGUF header's metadata small enough to travel with a model: describeGguf's summary (arrays over
  * 64 items as `{type, elementType, length}`), strings over 32 KiB as `{type: 'string', length}`,
- * and, while the whole is over 256 Ki characters of JSON, its largest values summarised the same way. The
- * result is plain JSON in header order, the same for the same header.
+ * and, while the whole is over 256 Ki characters of JSON, its largest values summarised the same way;
+ * if that is not enough (tens of thousands of keys, or huge key names), the largest entries are left
+ * out. The result is plain JSON in header order, the same for the same header, never over the bound.
  */
 import { describeGguf, type GgufSummaryValue } from './gguf-describe.js';
 import type { GgufHeader } from './gguf.js';
@@ -56,7 +57,16 @@ export function ggufMetadata(header: GgufHeader, limits: GgufMetadataLimits = {}
     const newSize = JSON.stringify(k).length + 1 + JSON.stringify(small).length + 1;
     if (newSize >= size) continue;
     define(out, k, small);
+    sizes.set(k, newSize);
     total += newSize - size;
+  }
+  if (total <= maxTotal) return out;
+  // Still over: the rest is keys and scalars (a header of many keys, or very long key names).
+  // The largest entries go (same order rule), so the bound holds whatever the header holds.
+  for (const [k, size] of [...sizes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))) {
+    if (total <= maxTotal) break;
+    delete out[k];
+    total -= size;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, stat, truncate } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
 import { PackError } from '../errors.js';
@@ -291,6 +292,21 @@ test('sharded GGUF: split keys per file, and one description for the whole set',
   const hp = await readGgufHeader(plain);
   assert.deepEqual(describeGgufShards([hp]), describeGguf(hp));
   assert.throws(() => describeGgufShards([h1, hp]), (e: unknown) => e instanceof PackError && /not a GGUF shard/.test(e.message));
+});
+
+test('a lone shard claiming split.count 2^53 - 1: NOT_FOUND at once (the missing shards are counted, not listed one by one)', async (t) => {
+  const p = join(await tempDir(t), 'huge-count.gguf');
+  const spec = shard(0, 2, 1, ['a'], true);
+  spec.metadata = [...spec.metadata!].map(([k, v]): [string, GgufKv] => [k, k === 'split.count' ? kv.u64(2n ** 53n - 1n) : v]);
+  await writeGguf(p, spec);
+  // In a child with a small heap: a loop over every shard number would exhaust it within a second
+  // instead of running (and allocating) for ever in the test process.
+  const script = `const { readGgufHeader } = await import(${JSON.stringify(new URL('./gguf.ts', import.meta.url).href)});
+    const { describeGgufShards } = await import(${JSON.stringify(new URL('./gguf-describe.ts', import.meta.url).href)});
+    try { describeGgufShards([await readGgufHeader(${JSON.stringify(p)})]); } catch (e) { console.log(e.code + ' ' + e.message); }`;
+  const r = spawnSync(process.execPath, ['--max-old-space-size=128', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr.slice(-500));
+  assert.equal(r.stdout.trim(), `NOT_FOUND ${p}: shards 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, … of 9007199254740991 missing`);
 });
 
 test('a sparse 40 GB model reads its header only', async (t) => {

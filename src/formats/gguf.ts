@@ -12,8 +12,8 @@
  * u64 offset), padding to `general.alignment` (default 32), tensor data. A string is u64 length +
  * UTF-8 bytes; an array is u32 element type + u64 count + elements.
  */
-import { open, type FileHandle } from 'node:fs/promises';
 import { PackError, fsError } from '../errors.js';
+import { openRegularFile } from '../internal/file-read.js';
 import { GGML_TYPES, ggmlTypeName } from './gguf-types.js';
 import { FIXED_SIZE, GgufType, ggufTypeName, type GgufKv, type GgufValue } from './gguf-value.js';
 import { CORRUPT_HINT, LIMIT_HINT, Reader, quote } from './gguf-reader.js';
@@ -91,15 +91,9 @@ const SWAPPED_MAGIC = Buffer.from('FUGG', 'latin1');
 /** Reads the header of the GGUF file at path. Never reads tensor data. */
 export async function readGgufHeader(path: string, opts: ReadGgufOptions = {}): Promise<GgufHeader> {
   const o = { ...DEFAULTS, ...stripUndefined(opts) };
-  let fh: FileHandle;
+  // O_NONBLOCK: a FIFO or device named like a model is refused, never waited on
+  const { fh, st } = await openRegularFile(path, { what: 'cannot open', notFile: { code: 'USAGE', hint: 'give a .gguf file' } });
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fsError(e, path, 'cannot open');
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new PackError('USAGE', `${path}: not a regular file`, { hint: 'give a .gguf file' });
     const r = new Reader(fh, path, st.size, o.chunkSize, o.maxHeaderBytes);
     return await parse(r, path, st.size, o);
   } catch (e) {

@@ -24,10 +24,12 @@ import { PackError } from '../errors.js';
 import { mapBounded } from '../internal/map-bounded.js';
 import { detectModelFormat } from './detect.js';
 import { readGgufHeader, type GgufHeader } from './gguf.js';
-import { describeGguf, describeGgufShards } from './gguf-describe.js';
+import { describeGgufSet } from './gguf-describe.js';
 import { ggufMetadata, type GgufMetadata } from './gguf-metadata.js';
 import { sniffOnnx } from './onnx.js';
-import { describeSafetensors, readSafetensorsHeader, readSafetensorsModel, type SafetensorsDescription, type SafetensorsHeader } from './safetensors.js';
+import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js';
+import { describeSafetensors, type SafetensorsDescription } from './safetensors-describe.js';
+import { readSafetensorsModel } from './safetensors-model.js';
 
 export interface WeightFile {
   /** The path the Modelfile and the manifest give it (relative to the build context). */
@@ -160,19 +162,9 @@ async function describeGgufFiles(files: WeightFile[], wanted: boolean, out: Weig
   const fields: Fields = { source: main.map((i) => files[i]!.path) };
   const hs = main.map((i) => headers[i]);
   if (hs.some((h) => h === undefined)) return fields;
-  const good = hs as GgufHeader[];
-  const first = good.find((h) => h.metadata.get('split.no')?.value === 0) ?? good[0]!;
-  let d = describeGguf(first);
-  let counted = true;
-  if (good.length > 1 || d.split) {
-    try {
-      d = describeGgufShards(good);
-    } catch (e) {
-      if (!(e instanceof PackError)) throw e;
-      out.warnings.push(`${relMessage(e.message, files[main[0]!]!)}; the parameter count is left out`);
-      counted = false;
-    }
-  }
+  const { first, description: d, problem } = describeGgufSet(hs as GgufHeader[]);
+  if (problem) out.warnings.push(`${relMessage(problem.message, files[main[0]!]!)}; the parameter count is left out`);
+  const counted = !problem;
   if (d.architecture !== undefined) fields.architecture = fields.family = d.architecture;
   if (counted) [fields.parameterCount, fields.paramSize] = [d.parameterCount, d.parameterSize];
   if (d.quantization !== undefined) {

@@ -11,7 +11,7 @@
  * file, with a plausible `ir_version` and a graph or an opset import; anything else is not ONNX.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { openRegularFile, readAt } from './safetensors.js';
+import { openRegularFile, readAt } from '../internal/file-read.js';
 
 export interface OnnxOpsetImport {
   /** As written: '' (or 'ai.onnx') is the default operator set. */

@@ -16,14 +16,9 @@ import {
   writeShardedSafetensors,
   type TensorSpecs,
 } from '../test-support/safetensors-writer.js';
-import {
-  SAFETENSORS_DTYPE_BITS,
-  SAFETENSORS_MAX_HEADER_BYTES,
-  describeSafetensors,
-  readSafetensorsHeader,
-  readSafetensorsModel,
-  type SafetensorsHeader,
-} from './safetensors.js';
+import { SAFETENSORS_DTYPE_BITS, SAFETENSORS_MAX_HEADER_BYTES, readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js';
+import { describeSafetensors } from './safetensors-describe.js';
+import { readSafetensorsModel } from './safetensors-model.js';
 
 /** Asserts a PackError with this code whose message starts with `subject` and matches `re`, with a hint. */
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, subject: string, re?: RegExp): Promise<PackError> {

@@ -38,7 +38,7 @@ import {
 } from './docker-ai.js';
 import { loadModel } from './load-model.js';
 import { readGgufHeader, GgufType, type GgufHeader, type GgufKv, type GgufValue } from '../formats/gguf.js';
-import { describeGguf, describeGgufShards, type GgufDescription } from '../formats/gguf-describe.js';
+import { describeGgufSet, type GgufDescription } from '../formats/gguf-describe.js';
 
 export interface ConvertOptions {
   /** RFC 3339 creation time; default the source's, else SOURCE_DATE_EPOCH, else none. */
@@ -109,7 +109,7 @@ export async function convertToDocker(store: LocalStore, source: string, target:
     quantization: fromHeader?.quantization ?? meta.quantization ?? (format === 'safetensors' && meta.precision ? dtypeName(meta.precision) : undefined),
     parameters: fromHeader && header.counted ? dmrParameters(fromHeader.parameterCount) : meta.paramSize,
     architecture: fromHeader?.architecture ?? meta.architecture,
-    size: dockerAiSize(header?.dataBytes ?? weightBytes, format === 'gguf'),
+    size: dockerAiSize(Math.max(0, header?.dataBytes ?? weightBytes), format === 'gguf'),
     contextSize: fromHeader?.contextLength !== undefined && fromHeader.contextLength <= 0x7fffffff ? fromHeader.contextLength : meta.contextSize,
     created,
     diffIds: ordered.map((l) => l.digest), // raw files and plain tars: digest = diffID
@@ -165,18 +165,9 @@ async function readHeaders(store: LocalStore, layers: Descriptor[], warnings: st
       return undefined;
     }
   }
-  const first = headers.find((h) => h.metadata.get('split.no')?.value === 0) ?? headers[0]!;
-  let description = describeGguf(first);
-  let counted = true;
-  if (headers.length > 1 || description.split) {
-    try {
-      description = describeGgufShards(headers);
-    } catch (e) {
-      if (!(e instanceof PackError)) throw e;
-      warnings.push(`GGUF shards: ${e.message}; parameters taken from the source config`);
-      counted = false;
-    }
-  }
+  const { first, description, problem } = describeGgufSet(headers);
+  if (problem) warnings.push(`GGUF shards: ${problem.message}; parameters taken from the source config`);
+  const counted = !problem;
   const dataBytes = headers.reduce((n, h) => n + (h.fileSize - h.dataOffset), 0);
   return { description, counted, first, dataBytes };
 }

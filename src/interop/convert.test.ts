@@ -16,6 +16,7 @@ import { fileRegistry } from '../test-support/registry-peer.js';
 import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 import { cli, descOf, fakeGguf, handMade, ok, sha, storeHandMade } from '../test-support/interop.js';
 import { sampleModel, writeGguf } from '../test-support/gguf-writer.js';
+import { assertValid, validators } from '../test-support/schemas.js';
 import {
   DOCKER_AI_CHAT_TEMPLATE,
   DOCKER_AI_CONFIG_V01,
@@ -225,6 +226,27 @@ test('convert Docker Model Runner (archived builder form) → ModelPack, then ex
   ok(await run('convert', 'models/tiny:mp', '--format', 'docker', '-t', 'ai/tiny:again', '--json'));
   const { doc } = await storeDoc(root, 'ai/tiny:again');
   assert.deepEqual(doc.layers.map((l) => [l.mediaType, l.digest]), [[DOCKER_AI_GGUF, layers[0]!.digest], [DOCKER_AI_LICENSE, layers[1]!.digest]]);
+});
+
+test('convert: a source creation time that is not RFC 3339 is not carried over (the config would be invalid for the other side)', async (t) => {
+  const { run, store: root } = await cli(t);
+  const gguf = fakeGguf(10, 20_000);
+  const store = await LocalStore.open(root);
+  for (const [i, created] of ['now', '1700000000', 'March 1st'].entries()) {
+    const layers = [descOf(DOCKER_AI_GGUF, gguf)];
+    const configBytes = Buffer.from(JSON.stringify({ config: { format: 'gguf' }, descriptor: { created }, rootfs: { type: 'rootfs', diff_ids: layers.map((l) => l.digest) } }));
+    await storeHandMade(store, `ai/t${i}:latest`, handMade(OCI_MANIFEST, { schemaVersion: 2, mediaType: OCI_MANIFEST, config: descOf(DOCKER_AI_CONFIG_V01, configBytes), layers }, [configBytes, gguf]));
+  }
+  store.close();
+  const digests = new Set<string>();
+  for (const i of [0, 1, 2]) {
+    digests.add(ok<{ manifest: { digest: string } }>(await run('convert', `ai/t${i}:latest`, '--format', 'modelpack', '-t', `models/t${i}:mp`, '--json')).manifest.digest);
+    const insp = ok<{ config: unknown; manifest: { annotations?: Record<string, string> } }>(await run('inspect', `models/t${i}:mp`, '--json'));
+    assertValid(validators().configMain, insp.config, `config from created #${i}`);
+    assertValid(validators().configV007, insp.config, `config from created #${i} (v0.0.7)`);
+    assert.equal(insp.manifest.annotations?.['org.opencontainers.image.created'], undefined);
+  }
+  assert.equal(digests.size, 1, 'the same artifact each time: nothing of the bad time is kept');
 });
 
 test('convert refuses what Docker Model Runner cannot run, and bad flags, with one-line errors', async (t) => {

@@ -13,16 +13,18 @@
  * the manifest is written last, by temp file and rename. An existing different manifest for NAME
  * is refused unless `force`.
  */
-import { lstat, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { PackError, fsError } from '../errors.js';
+import { PackError, fsError, hasErrorCode } from '../errors.js';
+import { openRegularFile, readAt, readSmallFile } from '../internal/file-read.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes } from '../oci/digest.js';
 import type { ModelFile } from '../modelpack/model-view.js';
 import type { LocalStore } from '../store/store.js';
 import { CNCF_WEIGHT_GGUF, DOCKER_AI_GGUF, DOCKER_AI_LICENSE, DOCKER_AI_MMPROJ } from './docker-ai.js';
 import type { TransferredBlob } from './import-ollama.js';
-import { copyVerified, tryLink } from './link-blob.js';
+import { copyVerified, tryLink, verifyFile } from './link-blob.js';
 import { loadModel, type LoadedModel } from './load-model.js';
 import {
   OLLAMA_ADAPTER,
@@ -104,7 +106,7 @@ export async function exportOllama(store: LocalStore, reference: string, nameTex
   }
   if (config) {
     const dest = blobFile(opts.modelsDir, config.desc.digest);
-    const present = (await sizeOf(dest)) === config.desc.size;
+    const present = (await fileState(dest, config.bytes)) === 'same';
     if (!present) await writeAtomic(dest, config.bytes);
     blobs.push({ digest: config.desc.digest, size: config.desc.size, how: present ? 'present' : 'copied' });
   }
@@ -172,13 +174,11 @@ async function ollamaLayers(store: LocalStore, model: LoadedModel, warnings: str
 
 /** A weight named .gguf must start with the GGUF magic: Ollama refuses anything else. */
 async function checkGguf(store: LocalStore, f: ModelFile): Promise<void> {
-  const fh = await open(store.blobs.path(f.layer.digest), 'r').catch((e) => {
-    throw fsError(e, store.blobs.path(f.layer.digest));
-  });
+  const path = store.blobs.path(f.layer.digest);
+  const { fh } = await openRegularFile(path);
   try {
-    const buf = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(buf, 0, 4, 0);
-    if (bytesRead < 4 || buf.toString('latin1') !== 'GGUF') {
+    const buf = await readAt(fh, path, 0, 4);
+    if (buf.length < 4 || buf.toString('latin1') !== 'GGUF') {
       throw new PackError('UNSUPPORTED', `${f.path}: is not a GGUF file (no GGUF magic), so Ollama cannot load it`, { hint: 'check the file; Ollama runs GGUF models only' });
     }
   } finally {
@@ -188,15 +188,8 @@ async function checkGguf(store: LocalStore, f: ModelFile): Promise<void> {
 
 /** True when `path` already holds these bytes; ALREADY_EXISTS when it holds others (unless force). */
 async function conflicts(path: string, bytes: Buffer, force: boolean, display: string): Promise<boolean> {
-  let existing: Buffer;
-  try {
-    existing = await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-    throw fsError(e, path);
-  }
-  if (existing.equals(bytes)) return true;
+  const state = await fileState(path, bytes);
+  if (state !== 'different') return state === 'same';
   if (!force) {
     throw new PackError('ALREADY_EXISTS', `${display}: Ollama already has a different model of that name (${path})`, {
       hint: 'choose another NAME:TAG, or add --force to replace it (its blobs stay until Ollama prunes them)',
@@ -205,12 +198,34 @@ async function conflicts(path: string, bytes: Buffer, force: boolean, display: s
   return false;
 }
 
-/** Puts a store blob at dest: present if dest has its size, else a hard link (or verified copy), by rename. */
+/**
+ * Whether `path` (links followed) is a regular file holding exactly `bytes`: read only when its size
+ * is theirs, never past it, without blocking on a FIFO.
+ */
+async function fileState(path: string, bytes: Buffer): Promise<'absent' | 'same' | 'different'> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'absent';
+    throw fsError(e, path);
+  }
+  if (!st.isFile() || st.size !== bytes.length) return 'different';
+  const now = await readSmallFile(path, bytes.length, { label: 'file', sizeHint: 'it changed while being read: try again' });
+  return now.equals(bytes) ? 'same' : 'different';
+}
+
+/**
+ * Puts a store blob at dest by a hard link (or verified copy) and rename, unless dest already
+ * holds it: the store's own file (same inode), or a file of its size whose digest checks out (a
+ * file of the right size is not trusted on its size alone: Ollama would load whatever it holds).
+ */
 async function placeBlob(store: LocalStore, d: Descriptor, dest: string, signal?: AbortSignal): Promise<TransferredBlob['how']> {
-  if ((await sizeOf(dest)) === d.size) return 'present';
+  const src = store.blobs.path(d.digest);
+  if (await holdsBlob(dest, src, d, signal)) return 'present';
   await mkdir(dirname(dest), { recursive: true });
   const tmp = tempName(dest);
-  const src = store.blobs.path(d.digest);
   try {
     await store.blobs.verify(d); // a link hands Ollama the store's bytes: check them first
     if (await tryLink(src, tmp)) {
@@ -223,6 +238,20 @@ async function placeBlob(store: LocalStore, d: Descriptor, dest: string, signal?
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     throw fsError(e, dest, 'cannot write');
+  }
+}
+
+/** dest is a regular file of d's size that is the store's own file, or whose bytes hash to d. */
+async function holdsBlob(dest: string, src: string, d: Descriptor, signal?: AbortSignal): Promise<boolean> {
+  const [a, b] = await Promise.all([lstat(dest).catch(() => undefined), stat(src).catch(() => undefined)]);
+  if (!a?.isFile() || a.size !== d.size) return false;
+  if (b && a.ino === b.ino && a.dev === b.dev) return true;
+  try {
+    await verifyFile(dest, d, signal);
+    return true;
+  } catch (e) {
+    if (hasErrorCode(e, 'DIGEST_MISMATCH') || hasErrorCode(e, 'SIZE_MISMATCH')) return false;
+    throw fsError(e, dest, 'cannot read');
   }
 }
 
@@ -240,15 +269,6 @@ async function writeAtomic(path: string, bytes: Buffer): Promise<void> {
 
 function tempName(path: string): string {
   return `${dirname(path)}/.${basename(path)}.mpk-${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`;
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    const s = await lstat(path);
-    return s.isFile() ? s.size : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

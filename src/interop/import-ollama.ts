@@ -10,7 +10,8 @@
  * so that file becomes read-only too. Ollama only reads blobs (it writes new ones by rename and
  * deletes by unlink), so it is unaffected, and a stray write can no longer change the store's bytes.
  */
-import { lstat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, stat, unlink } from 'node:fs/promises';
 import { PackError, fsError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes } from '../oci/digest.js';
@@ -79,7 +80,9 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
   const { path: manifestPath, bytes } = await readOllamaManifest(opts.modelsDir, name);
   const desc = manifestDescriptor(bytes, manifestPath);
   const parsed = parseManifest(bytes, desc.mediaType, manifestPath);
-  if (parsed.kind !== 'manifest') throw new PackError('UNSUPPORTED', `${manifestPath}: an index, not a model manifest`);
+  if (parsed.kind !== 'manifest') {
+    throw new PackError('UNSUPPORTED', `${manifestPath}: an index, not a model manifest`, { hint: 'mpk imports single Ollama manifests: pull the model again with ollama pull' });
+  }
   const m = parsed.manifest;
   const warnings: string[] = [];
   if (!isOllamaManifest(m)) warnings.push(`${display}: has no application/vnd.ollama.image.* layer; imported as it is`);
@@ -99,17 +102,14 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
         blobs.push({ digest: d.digest, size: d.size, how: 'present' });
         continue;
       }
-      const st = await lstat(src).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') {
-          throw new PackError('NOT_FOUND', `${src}: blob of ${display} is missing`, { hint: `run ollama pull ${display} to fetch it again; nothing was imported` });
-        }
-        throw fsError(e, src);
-      });
-      if (st.isFile() && st.size !== d.size) throw corrupt(src, display, `has ${st.size} bytes, the manifest says ${d.size}`);
+      const { lst, st } = await blobStat(src, display);
+      if (!st.isFile()) throw corrupt(src, display, 'not a regular file'); // a FIFO would block the read for ever
+      if (st.size !== d.size) throw corrupt(src, display, `has ${st.size} bytes, the manifest says ${d.size}`);
       const tmp = await store.blobs.tempPath();
       staged.push({ tmp, digest: d.digest });
-      // Only a regular file we own is linked: the pool makes it read-only, which only the owner may.
-      const linked = st.isFile() && (uid === undefined || st.uid === uid) && (await tryLink(src, tmp));
+      // Only a regular file we own is linked (a symbolic link is copied: link(2) would link the
+      // link itself): the pool makes it read-only, which only the owner may.
+      const linked = lst.isFile() && (uid === undefined || lst.uid === uid) && (await tryLink(src, tmp));
       try {
         if (linked) await verifyFile(tmp, d, opts.signal);
         else await copyVerified(src, tmp, d, 0o644, opts.signal);
@@ -132,7 +132,7 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
     throw e;
   }
   if (copied > 0) {
-    warnings.push(`${copied} blob${copied === 1 ? ' was' : 's were'} copied, not hard-linked (another file system, or files you do not own): they take space twice`);
+    warnings.push(`${copied} blob${copied === 1 ? ' was' : 's were'} copied, not hard-linked (another file system, files you do not own, or symbolic links): they take space twice`);
   }
   await store.push(desc, bytes);
   await store.tag(desc, reference);
@@ -147,13 +147,29 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
   };
 }
 
+/** The blob file (lst) and what it is once links are followed (st); a missing one (or a dangling link) is NOT_FOUND. */
+async function blobStat(src: string, display: string): Promise<{ lst: Stats; st: Stats }> {
+  try {
+    const lst = await lstat(src);
+    return { lst, st: lst.isSymbolicLink() ? await stat(src) : lst };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new PackError('NOT_FOUND', `${src}: blob of ${display} is missing`, { hint: `run ollama pull ${display} to fetch it again; nothing was imported` });
+    }
+    throw fsError(e, src);
+  }
+}
+
 /** The manifest's own media type (Docker v2 for Ollama), checked to be a single manifest. */
 function manifestDescriptor(bytes: Buffer, where: string): Descriptor {
   let declared: unknown;
   try {
     declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
   } catch (e) {
-    throw new PackError('INVALID_MANIFEST', `${where}: not JSON (${(e as Error).message.slice(0, 80)})`, { cause: e });
+    throw new PackError('INVALID_MANIFEST', `${where}: not JSON (${(e as Error).message.slice(0, 80)})`, {
+      cause: e,
+      hint: 'the Ollama models directory is damaged: run ollama pull NAME again',
+    });
   }
   if (declared === OLLAMA_MANIFEST_LIST) {
     throw new PackError('UNSUPPORTED', `${where}: an Ollama manifest list (several runners); mpk imports single manifests`, {

@@ -2,8 +2,8 @@
  * Moving blobs between the store and an Ollama models directory without a second copy: a hard
  * link where the file system allows it, else a copy that is verified as it is written.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link } from 'node:fs/promises';
+import { constants, createWriteStream, type ReadStream } from 'node:fs';
+import { link, open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fsError } from '../errors.js';
 import { VerifyStream, type Expected } from '../oci/digest.js';
@@ -23,10 +23,16 @@ export async function tryLink(src: string, dest: string): Promise<boolean> {
   }
 }
 
+/** Opened without blocking: a FIFO or device where a blob should be fails its check instead of hanging. */
+async function openNonBlocking(path: string): Promise<ReadStream> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  return fh.createReadStream({ highWaterMark: READ_CHUNK });
+}
+
 /** Rehashes a file; DIGEST_MISMATCH or SIZE_MISMATCH when it is not `expected`. */
 export async function verifyFile(path: string, expected: Expected, signal?: AbortSignal): Promise<void> {
   await pipeline(
-    createReadStream(path, { highWaterMark: READ_CHUNK }),
+    await openNonBlocking(path),
     new VerifyStream(expected),
     async (src: AsyncIterable<Buffer>) => {
       for await (const _ of src);
@@ -38,7 +44,7 @@ export async function verifyFile(path: string, expected: Expected, signal?: Abor
 /** Copies src into a new file dest (created exclusively), verifying the bytes as they pass. */
 export async function copyVerified(src: string, dest: string, expected: Expected, mode: number, signal?: AbortSignal): Promise<void> {
   await pipeline(
-    createReadStream(src, { highWaterMark: READ_CHUNK }),
+    await openNonBlocking(src),
     new VerifyStream(expected),
     createWriteStream(dest, { flags: 'wx', mode }),
     ...(signal ? [{ signal }] : []),

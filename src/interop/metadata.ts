@@ -38,7 +38,7 @@ export function fromModelPack(c: ModelConfig): ModelMeta {
   set(m, 'architecture', c.config.architecture);
   set(m, 'family', c.descriptor.family);
   set(m, 'name', c.descriptor.name);
-  set(m, 'created', c.descriptor.createdAt);
+  setTime(m, c.descriptor.createdAt);
   return m;
 }
 
@@ -49,7 +49,7 @@ function fromDockerAi(doc: Record<string, unknown>): ModelMeta {
   set(m, 'paramSize', c.parameters);
   set(m, 'quantization', c.quantization);
   set(m, 'architecture', c.architecture);
-  set(m, 'created', obj(doc.descriptor).created);
+  setTime(m, obj(doc.descriptor).created);
   if (typeof c.context_size === 'number' && Number.isSafeInteger(c.context_size)) m.contextSize = c.context_size;
   return m;
 }
@@ -67,6 +67,21 @@ function fromOllama(doc: Record<string, unknown>): ModelMeta {
 
 function set(m: ModelMeta, k: Exclude<keyof ModelMeta, 'contextSize'>, v: unknown): void {
   if (typeof v === 'string' && v !== '') m[k] = v;
+}
+
+/**
+ * RFC 3339 date-time (`2025-03-07T10:47:28.123456789Z`, `…+01:00`), as Go's time.Time and ModelPack's
+ * `createdAt` (JSON Schema date-time) require. Anything else is not carried over: a conversion would
+ * write a config the other side cannot parse (and `now` would make it differ on every run).
+ */
+const RFC3339 = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
+
+export function isRfc3339(v: unknown): v is string {
+  return typeof v === 'string' && RFC3339.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+function setTime(m: ModelMeta, v: unknown): void {
+  if (isRfc3339(v)) m.created = v;
 }
 
 function obj(v: unknown): Record<string, unknown> {

@@ -8,10 +8,11 @@
  * directory (`../x` is refused).
  * Reference: ../shared/reference/peer-formats.md §2.4 (ollama manifest/paths.go, types/model/name.go).
  */
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PackError, fsError } from '../errors.js';
+import { readSmallFile } from '../internal/file-read.js';
 import { parseDigest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 
@@ -98,7 +99,9 @@ export function manifestCandidates(dir: string, n: OllamaName): string[] {
 /** `blobs/sha256-<hex>`; only sha256 digests (all Ollama writes). */
 export function blobFile(dir: string, digest: string): string {
   const { algorithm, hex } = parseDigest(digest);
-  if (algorithm !== 'sha256') throw new PackError('UNSUPPORTED', `${digest}: Ollama stores only sha256 blobs`);
+  if (algorithm !== 'sha256') {
+    throw new PackError('UNSUPPORTED', `${digest}: Ollama stores only sha256 blobs`, { hint: 'Ollama models name their blobs by sha256 only: this model cannot go into or come from an Ollama directory' });
+  }
   return join(dir, 'blobs', `sha256-${hex}`);
 }
 
@@ -113,13 +116,14 @@ export async function readOllamaManifest(dir: string, n: OllamaName): Promise<{ 
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
       throw fsError(e, path);
     }
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path); // a manifests-v2 entry is a symbolic link to its blob
-    } catch (e) {
-      throw fsError(e, path, 'cannot read Ollama manifest');
-    }
-    if (bytes.length > MAX_MANIFEST_BYTES) throw new PackError('SIZE_EXCEEDS_LIMIT', `${path}: ${bytes.length} bytes is not an Ollama manifest`);
+    // A manifests-v2 entry is a symbolic link to its blob. Read without blocking (a FIFO is refused)
+    // and never past the manifest limit, whatever the file is.
+    const bytes = await readSmallFile(path, MAX_MANIFEST_BYTES, {
+      what: 'cannot read Ollama manifest',
+      label: 'Ollama manifest',
+      sizeHint: `manifests are a few KB: the models directory is damaged; run ollama pull ${formatOllamaName(n)} again`,
+      notFile: { code: 'IO', hint: `a manifest is a file: remove this entry and run ollama pull ${formatOllamaName(n)} again` },
+    });
     return { path, bytes };
   }
   throw new PackError('NOT_FOUND', `${formatOllamaName(n)}: no such model in ${dir}`, {

@@ -4,12 +4,12 @@
  * byte; export of a ModelPack GGUF model; names; and an Ollama-style artifact pulled from a real
  * docker-registry.
  */
-import { after, test, type TestContext } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { buildModel } from '../build/build-model.js';
 import { hasErrorCode } from '../errors.js';
 import { parseModelfile } from '../modelfile/parse.js';
@@ -20,6 +20,7 @@ import { requirePeer } from '../test-support/peers.js';
 import { startDockerRegistry, type RegistryPeer } from '../test-support/registry-peer.js';
 import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 import { cli, fakeGguf, ok, pushHandMade, sha } from '../test-support/interop.js';
+import { blobPath, layOut, storeBlobPath } from '../test-support/ollama-dir.js';
 import { OLLAMA_CONFIG, OLLAMA_LICENSE, OLLAMA_MODEL } from './ollama.js';
 import { formatOllamaName, manifestCandidates, parseOllamaName } from './ollama-dir.js';
 
@@ -27,50 +28,6 @@ let shared: Promise<RegistryPeer> | undefined;
 after(async () => {
   if (shared) await (await shared).stop();
 });
-
-interface Laid {
-  dir: string;
-  manifestPath: string;
-  manifest: Buffer;
-  /** digest → bytes, config included. */
-  blobs: Map<string, Buffer>;
-  gguf: Buffer;
-}
-
-const blobPath = (dir: string, digest: string) => join(dir, 'blobs', digest.replace(':', '-'));
-
-/** An Ollama models dir holding `tiny:latest`: the bytes Ollama itself writes (Go's key order, trailing newline). */
-async function layOut(t: TestContext, seed = 11): Promise<Laid> {
-  const dir = await tempDir(t, 'mpk-ollama-');
-  const gguf = fakeGguf(seed, 300_000);
-  const layers: [string, Buffer, Record<string, string>?][] = [
-    ['application/vnd.ollama.image.model', gguf],
-    ['application/vnd.ollama.image.template', Buffer.from('{{ if .System }}<|system|>{{ .System }}<|end|>{{ end }}<|user|>{{ .Prompt }}<|end|><|assistant|>')],
-    ['application/vnd.ollama.image.system', Buffer.from('You are a helpful assistant.')],
-    ['application/vnd.ollama.image.license', Buffer.from('LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\n')],
-    ['application/vnd.ollama.image.params', Buffer.from('{"stop":["<|end|>"],"temperature":0.7}'), { from: 'registry.ollama.ai/library/base:latest' }],
-  ];
-  const descs = layers.map(([mediaType, b, extra]) => ({ mediaType, digest: digestBytes(b), size: b.length, ...extra }));
-  const config = Buffer.from(
-    `${JSON.stringify({ model_format: 'gguf', model_family: 'llama', model_families: ['llama'], model_type: '1.2B', file_type: 'Q4_K_M', architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) } })}\n`,
-  );
-  const manifest = Buffer.from(
-    `${JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { mediaType: OLLAMA_CONFIG, digest: digestBytes(config), size: config.length }, layers: descs })}\n`,
-  );
-  const blobs = new Map<string, Buffer>([[digestBytes(config), config], ...layers.map(([, b]) => [digestBytes(b), b] as [string, Buffer])]);
-  for (const [d, b] of blobs) {
-    await mkdir(join(dir, 'blobs'), { recursive: true });
-    await writeFile(blobPath(dir, d), b, { mode: 0o644 });
-  }
-  const manifestPath = join(dir, 'manifests', 'registry.ollama.ai', 'library', 'tiny', 'latest');
-  await mkdir(dirname(manifestPath), { recursive: true });
-  await writeFile(manifestPath, manifest);
-  return { dir, manifestPath, manifest, blobs, gguf };
-}
-
-async function storeBlobPath(root: string, digest: string): Promise<string> {
-  return join(root, 'blobs', 'sha256', digest.slice('sha256:'.length));
-}
 
 test('import links every blob (no copy), checks it, and export writes back the identical manifest and blobs', async (t) => {
   const o = await layOut(t);

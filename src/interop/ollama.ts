@@ -11,7 +11,7 @@
  */
 import type { Descriptor } from '../oci/descriptor.js';
 import { DOCKER_MANIFEST, type LayerKind } from '../oci/media-types.js';
-import { withSuffix, type ForeignLayer } from './docker-ai.js';
+import { uniqueNames, type ForeignLayer } from './docker-ai.js';
 
 export const OLLAMA_CONFIG = 'application/vnd.docker.container.image.v1+json';
 export const OLLAMA_PREFIX = 'application/vnd.ollama.image.';
@@ -72,17 +72,14 @@ export interface OllamaFile extends ForeignLayer {
 
 /** Each layer as a file: kind and name by media type, `-2`, `-3`... for repeats. */
 export function ollamaFiles(layers: Descriptor[]): OllamaFile[] {
-  const used = new Set<string>();
+  const unique = uniqueNames();
   return layers.map((l) => {
     const suffix = l.mediaType.startsWith(OLLAMA_PREFIX) ? l.mediaType.slice(OLLAMA_PREFIX.length).split(';')[0]!.trim() : '';
     const t = TYPES[suffix];
     const own = ollamaLayerName(l);
     if (own !== undefined) return { kind: t?.kind ?? 'other', encoding: 'raw', path: own, fromName: true };
     const base = t?.file ?? (suffix && /^[a-z0-9.-]+$/.test(suffix) ? suffix : `blob-${l.digest.slice(l.digest.indexOf(':') + 1, l.digest.indexOf(':') + 13)}`);
-    let name = base;
-    for (let n = 2; used.has(name); n++) name = withSuffix(base, n);
-    used.add(name);
-    return { kind: t?.kind ?? 'other', encoding: 'raw', path: name, fromName: false };
+    return { kind: t?.kind ?? 'other', encoding: 'raw', path: unique(base), fromName: false };
   });
 }
 

@@ -12,8 +12,9 @@
  * weights gives a warning naming both values; the user's value is kept. ARCH and FAMILY are not
  * checked: people name them at different levels (`transformer`, `llama3`) and none is wrong.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hasErrorCode } from '../errors.js';
+import { readSmallFile } from '../internal/file-read.js';
 import type { WeightsDescription } from '../formats/inspect-weights.js';
 import type { ModelFields } from './types.js';
 
@@ -24,14 +25,21 @@ export interface HfMeta {
   quantization?: string;
 }
 
+/** config.json and generation_config.json are a few KB; larger ones are not read. */
+const MAX_HF_CONFIG_BYTES = 16 * 1024 * 1024;
+
 /** config.json then generation_config.json (later wins), as modctl reads them. */
 export async function readHfConfig(dir: string, warnings: string[]): Promise<HfMeta> {
   const merged: Record<string, unknown> = {};
   for (const name of ['config.json', 'generation_config.json']) {
     let text: string;
     try {
-      text = await readFile(join(dir, name), 'utf8');
-    } catch {
+      // never blocks on a FIFO, never reads a huge file whole
+      const bytes = await readSmallFile(join(dir, name), MAX_HF_CONFIG_BYTES, { label: name, sizeHint: '', notFile: { code: 'UNSUPPORTED', hint: '' } });
+      text = bytes.toString('utf8');
+    } catch (e) {
+      const why = hasErrorCode(e, 'SIZE_EXCEEDS_LIMIT') ? `over ${MAX_HF_CONFIG_BYTES / 1024 / 1024} MiB` : hasErrorCode(e, 'UNSUPPORTED') ? 'not a regular file' : undefined;
+      if (why) warnings.push(`${name}: ${why}; family, architecture and precision not inferred from it`);
       continue;
     }
     try {
