@@ -11,7 +11,7 @@
  * deletes by unlink), so it is unaffected, and a stray write can no longer change the store's bytes.
  */
 import type { Stats } from 'node:fs';
-import { lstat, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, stat, unlink } from 'node:fs/promises';
 import { PackError, fsError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes } from '../oci/digest.js';
@@ -90,7 +90,7 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
   const unique = new Map<string, Descriptor>();
   for (const d of [m.config, ...m.layers]) if (!unique.has(d.digest)) unique.set(d.digest, d);
   const blobs: TransferredBlob[] = [];
-  const staged: { tmp: string; digest: string }[] = [];
+  const staged: { tmp: string; digest: string; restoreMode?: number }[] = [];
   const uid = process.getuid?.();
   let copied = 0;
   try {
@@ -106,10 +106,17 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
       if (!st.isFile()) throw corrupt(src, display, 'not a regular file'); // a FIFO would block the read for ever
       if (st.size !== d.size) throw corrupt(src, display, `has ${st.size} bytes, the manifest says ${d.size}`);
       const tmp = await store.blobs.tempPath();
-      staged.push({ tmp, digest: d.digest });
+      const entry: { tmp: string; digest: string; restoreMode?: number } = { tmp, digest: d.digest };
+      staged.push(entry);
       // Only a regular file we own is linked (a symbolic link is copied: link(2) would link the
-      // link itself): the pool makes it read-only, which only the owner may.
+      // link itself): the pool makes it read-only, which only the owner may. It is made read-only
+      // before it is hashed, so a write into Ollama's file cannot slip in between check and commit
+      // (its mode is given back if the import fails).
       const linked = lst.isFile() && (uid === undefined || lst.uid === uid) && (await tryLink(src, tmp));
+      if (linked) {
+        entry.restoreMode = lst.mode & 0o7777;
+        await chmod(tmp, 0o444);
+      }
       try {
         if (linked) await verifyFile(tmp, d, opts.signal);
         else await copyVerified(src, tmp, d, 0o644, opts.signal);
@@ -124,11 +131,13 @@ export async function importOllama(store: LocalStore, nameText: string, opts: Im
     opts.signal?.throwIfAborted();
     // Every blob checked: only now do they become visible.
     for (const s of staged) {
-      await store.blobs.commit(s.tmp, s.digest);
+      await store.blobs.commit(s.tmp, s.digest, { readOnly: s.restoreMode !== undefined });
       s.tmp = '';
     }
   } catch (e) {
-    await Promise.all(staged.filter((s) => s.tmp).map((s) => unlink(s.tmp).catch(() => undefined)));
+    const left = staged.filter((s) => s.tmp);
+    await Promise.all(left.map(async (s) => (s.restoreMode !== undefined ? chmod(s.tmp, s.restoreMode).catch(() => undefined) : undefined)));
+    await Promise.all(left.map((s) => unlink(s.tmp).catch(() => undefined)));
     throw e;
   }
   if (copied > 0) {
