@@ -16,7 +16,7 @@
  * that no rule names. Passwords are checked with bcryptjs (2a/2b/2y); a success is remembered
  * for a few minutes by a hash of the credentials, so bcrypt is paid once per client, not per request.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -132,18 +132,36 @@ function globRe(pattern: string): RegExp {
   return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
-/** A bcrypt hash of a random password: unknown users cost as much as known ones. */
-const DUMMY_HASH = '$2b$10$SYKt3ATXs3I.rjbJ9b1BY.OuK/P3401.KbziMJnCadHL8zLew2QIG';
+/** The cost most of these hashes have (10 when there are none), within bcrypt's 4..31. */
+function usualRounds(hashes: Iterable<string>): number {
+  const count = new Map<number, number>();
+  for (const h of hashes) {
+    const r = Math.min(31, Math.max(4, bcrypt.getRounds(h)));
+    count.set(r, (count.get(r) ?? 0) + 1);
+  }
+  let best = 10;
+  let most = 0;
+  for (const [r, n] of count) if (n > most) [best, most] = [r, n];
+  return best;
+}
 
 export class PasswordChecker {
   private readonly ok = new Lru<string, number>(10_000);
   private readonly limiter = new Limiter(2);
   private waiting = 0;
+  /**
+   * A hash of a random password at the users' usual cost, checked for an unknown user, so that
+   * answering one costs what a known user does (a fixed cost-10 hash against `htpasswd -B`'s
+   * cost-5 entries would tell which names exist by the time taken).
+   */
+  private readonly dummy: Promise<string>;
 
   constructor(
     private readonly users: Map<string, string>,
     private readonly rememberMs = 5 * 60_000,
-  ) {}
+  ) {
+    this.dummy = bcrypt.hash(randomBytes(18).toString('base64'), usualRounds(users.values()));
+  }
 
   get size(): number {
     return this.users.size;
@@ -158,7 +176,8 @@ export class PasswordChecker {
     this.waiting++;
     try {
       const hash = this.users.get(user);
-      const good = await this.limiter.run(() => bcrypt.compare(password, hash ?? DUMMY_HASH));
+      const against = hash ?? (await this.dummy);
+      const good = await this.limiter.run(() => bcrypt.compare(password, against));
       if (good && hash !== undefined) {
         this.ok.set(key, Date.now() + this.rememberMs);
         return true;

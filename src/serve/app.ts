@@ -4,18 +4,18 @@
  * failure is answered with a spec error body; a client that went away gets nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import type { Action } from './access.js';
 import type { Need } from './auth.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import type { RequestCtx, Services } from './context.js';
-import { ServeError } from './errors.js';
-import { send, sendError, sendJson } from './http-util.js';
+import { BodyInterrupted, ServeError } from './errors.js';
+import { contentLength, send, sendError, sendJson } from './http-util.js';
 import { listCatalog, listReferrers, listTags } from './listing-routes.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
 import { route, splitTarget, type Route } from './router.js';
 import type { TokenService } from './token.js';
 import { deleteUpload, patchUpload, postUpload, putUpload, uploadStatus } from './upload-routes.js';
-import { BodyInterrupted } from './uploads.js';
 
 const METHODS: Record<Route['kind'], string[]> = {
   base: ['GET', 'HEAD'],
@@ -35,38 +35,54 @@ export interface AppOptions extends Services {
   tokens?: TokenService;
   /** Requests writing blob bytes at once (default 64); more wait in a queue of 4× that, then 429. */
   maxUploads?: number;
+  /**
+   * Manifest bodies are read into memory (≤ 4 MiB each): the bytes that PUTs may hold at once,
+   * reserved by their Content-Length (default 64 MiB); more wait in a queue of 256, then 429.
+   */
+  manifestMemoryBytes?: number;
   /** Receives what a request did, for the access log: the user it ran as. */
   onIdentity?(req: IncomingMessage, user: string): void;
   /** Unexpected errors (answered 500). */
   onInternalError?(err: unknown, req: IncomingMessage): void;
 }
 
-/** Bounds concurrent body-writing requests; a queue beyond which requests get 429. */
+/**
+ * Bounds what runs at once by weight (a request each, or the bytes it may hold in memory), first
+ * come first served; past `maxQueued` waiting, a 429.
+ */
 class Admission {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
+  private used = 0;
+  private readonly queue: Array<{ weight: number; go: () => void }> = [];
   constructor(
-    private readonly max: number,
+    private readonly capacity: number,
     private readonly maxQueued: number,
+    private readonly busy: string,
   ) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) {
-      if (this.queue.length >= this.maxQueued) throw new ServeError(429, 'TOOMANYREQUESTS', 'too many uploads at once', { 'retry-after': '1' });
-      await new Promise<void>((r) => this.queue.push(r));
-    } else this.active++;
+  async run<T>(fn: () => Promise<T>, weight = 1): Promise<T> {
+    const w = Math.min(weight, this.capacity);
+    if (this.queue.length > 0 || this.used + w > this.capacity) {
+      if (this.queue.length >= this.maxQueued) throw new ServeError(429, 'TOOMANYREQUESTS', this.busy, { 'retry-after': '1' });
+      await new Promise<void>((go) => this.queue.push({ weight: w, go }));
+    } else this.used += w;
     try {
       return await fn();
     } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
+      this.used -= w;
+      while (this.queue.length > 0 && this.used + this.queue[0]!.weight <= this.capacity) {
+        const next = this.queue.shift()!;
+        this.used += next.weight;
+        next.go();
+      }
     }
   }
 }
 
 export function createApp(opts: AppOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const max = opts.maxUploads ?? 64;
-  const admission = new Admission(max, max * 4);
+  const admission: Admissions = {
+    uploads: new Admission(max, max * 4, 'too many uploads at once'),
+    manifests: new Admission(Math.max(opts.manifestMemoryBytes ?? 64 * 1024 * 1024, MAX_MANIFEST_BYTES), 256, 'too many manifest pushes at once'),
+  };
   return async (req, res) => {
     try {
       await dispatch(req, res, opts, admission);
@@ -81,7 +97,12 @@ export function createApp(opts: AppOptions): (req: IncomingMessage, res: ServerR
   };
 }
 
-async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOptions, admission: Admission): Promise<void> {
+interface Admissions {
+  uploads: Admission;
+  manifests: Admission;
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOptions, admission: Admissions): Promise<void> {
   const method = req.method ?? 'GET';
   const { path, query } = splitTarget(req.url ?? '/');
   const r = route(path);
@@ -112,18 +133,21 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOpti
     case 'referrers':
       return listReferrers(ctx, r.name, r.digest);
     case 'manifest':
-      if (method === 'PUT') return putManifest(ctx, r.name, r.reference);
+      if (method === 'PUT') {
+        const declared = contentLength(req);
+        return admission.manifests.run(() => putManifest(ctx, r.name, r.reference), Math.max(1, Math.min(declared ?? MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES)));
+      }
       if (method === 'DELETE') return deleteManifest(ctx, r.name, r.reference);
       return getManifest(ctx, r.name, r.reference);
     case 'blob':
       if (method === 'DELETE') return deleteBlob(ctx, r.name, r.digest);
       return getBlob(ctx, r.name, r.digest);
     case 'uploads':
-      return query.has('digest') ? admission.run(() => postUpload(ctx, r.name)) : postUpload(ctx, r.name);
+      return query.has('digest') ? admission.uploads.run(() => postUpload(ctx, r.name)) : postUpload(ctx, r.name);
     case 'upload':
       if (method === 'GET') return uploadStatus(ctx, r.name, r.id);
       if (method === 'DELETE') return deleteUpload(ctx, r.name, r.id);
-      return admission.run(() => (method === 'PATCH' ? patchUpload(ctx, r.name, r.id) : putUpload(ctx, r.name, r.id)));
+      return admission.uploads.run(() => (method === 'PATCH' ? patchUpload(ctx, r.name, r.id) : putUpload(ctx, r.name, r.id)));
   }
 }
 

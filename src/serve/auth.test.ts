@@ -15,6 +15,7 @@ import { LocalStore } from '../store/store.js';
 import { requirePeer, runCommand } from '../test-support/peers.js';
 import { OCI_MANIFEST, putBlob, putImage, request, specError, startTestServer } from '../test-support/serve.js';
 import { makeModelDir, tempDir } from '../test-support/tmp.js';
+import { PasswordChecker } from './access.js';
 import { startServer } from './server.js';
 
 const basicHeader = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
@@ -189,4 +190,22 @@ test('an open registry is refused on a non-loopback address (unless --insecure-o
   const bad = join(root, '..', 'bad.htpasswd');
   await writeFile(bad, 'alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n');
   await assert.rejects(startServer({ root, addr: '127.0.0.1:0', htpasswd: bad }), (e: unknown) => hasErrorCode(e, 'USAGE') && /bcrypt/.test((e as { hint?: string }).hint ?? ''));
+});
+
+test('an unknown user name costs what a known one does (no telling which names exist by the time taken)', async () => {
+  const checker = new PasswordChecker(new Map([['alice', bcrypt.hashSync('alice-pw', 4)], ['bob', bcrypt.hashSync('bob-pw', 4)]]));
+  assert.equal(await checker.check('alice', 'alice-pw'), true);
+  assert.equal(await checker.check('mallory', 'guess'), false); // warm-up
+  const median = async (user: string): Promise<number> => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      assert.equal(await checker.check(user, `wrong-${i}`), false);
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[2]!;
+  };
+  const known = await median('alice');
+  const unknown = await median('mallory');
+  assert.ok(unknown < known * 4 + 20, `unknown user ${unknown.toFixed(1)} ms, known user ${known.toFixed(1)} ms`);
 });

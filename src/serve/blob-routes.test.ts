@@ -43,6 +43,19 @@ test('Range gives 206 with Content-Range (from, suffix, open end); an unsatisfia
   assert.equal(bad.headers['content-range'], 'bytes */1000');
 });
 
+test('no range of an empty blob is satisfiable (416 bytes */0, never a 206 of bytes 0--1)', async (t) => {
+  const s = await startTestServer(t);
+  const d = await putBlob(s.url, 'r', '');
+  for (const range of ['bytes=-5', 'bytes=0-', 'bytes=0-0']) {
+    const r = await request(`${s.url}/v2/r/blobs/${d}`, { headers: { range } });
+    assert.equal(r.status, 416, range);
+    assert.equal(r.headers['content-range'], 'bytes */0', range);
+  }
+  const whole = await request(`${s.url}/v2/r/blobs/${d}`);
+  assert.equal(whole.status, 200);
+  assert.equal(whole.headers['content-length'], '0');
+});
+
 test('unknown blobs are 404 BLOB_UNKNOWN (also where another repository holds them); malformed digests 400 DIGEST_INVALID', async (t) => {
   const s = await startTestServer(t);
   const d = await putBlob(s.url, 'holder', 'bytes');

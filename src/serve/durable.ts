@@ -4,21 +4,18 @@
  * bytes. Off by default: a kill -9 loses nothing either way (the page cache outlives the process),
  * and synced writes cap uploads at the disk's write speed.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
-export async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
+/** Flushes a file's data (before it is renamed into place). */
+export const syncFile = (path: string): Promise<void> => flushed(path, 'r+', (fh) => fh.datasync());
 
-export async function syncDir(path: string): Promise<void> {
-  const fh = await open(path, 'r');
+/** Flushes a folder (after a rename into it), so the new name survives a power cut. */
+export const syncDir = (path: string): Promise<void> => flushed(path, 'r', (fh) => fh.sync());
+
+async function flushed(path: string, flags: string, flush: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const fh = await open(path, flags);
   try {
-    await fh.sync();
+    await flush(fh);
   } finally {
     await fh.close();
   }

@@ -53,6 +53,9 @@ export class ServeError extends Error {
   }
 }
 
+/** The request body stopped before its end (client gone): nothing to answer. */
+export class BodyInterrupted extends Error {}
+
 export function errorBody(code: SpecCode, detail: unknown = null): string {
   return JSON.stringify({ errors: [{ code, message: SPEC_MESSAGES[code], detail }] });
 }

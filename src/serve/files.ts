@@ -43,11 +43,13 @@ export async function removeFile(path: string): Promise<boolean> {
 
 /**
  * The repositories under `dir`: folders holding link folders (`_blobs`, `_manifests`, …), found
- * by walking only folders whose names are valid path components. Sorted.
+ * by walking only folders whose names are valid path components. Sorted. Every repository the
+ * API can make is found (the collector sweeps what no listed repository links): a name's 255
+ * characters bound the depth, at most 128 components, so no other limit is set.
  */
 export async function listRepositoryNames(dir: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (at: string, prefix: string, depth: number): Promise<void> => {
+  const walk = async (at: string, prefix: string): Promise<void> => {
     let entries;
     try {
       entries = await readdir(at, { withFileTypes: true });
@@ -56,13 +58,12 @@ export async function listRepositoryNames(dir: string): Promise<string[]> {
       throw e;
     }
     if (prefix && entries.some((e) => e.name.startsWith('_') && e.isDirectory())) out.push(prefix);
-    if (depth > 64) return;
     for (const e of entries) {
       if (!e.isDirectory() || e.name.startsWith('_')) continue;
       const name = prefix ? `${prefix}/${e.name}` : e.name;
-      if (isValidName(name)) await walk(join(at, e.name), name, depth + 1);
+      if (isValidName(name)) await walk(join(at, e.name), name);
     }
   };
-  await walk(dir, '', 0);
+  await walk(dir, '');
   return out.sort();
 }

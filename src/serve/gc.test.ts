@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { putBlob, putImage, request, startTestServer } from '../test-support/serve.js';
+import { lockRoot } from './root-lock.js';
 import { verifyRegistry } from './verify.js';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,4 +63,52 @@ test('upload sessions expire after their time-to-live', async (t) => {
   assert.equal(r.uploadsRemoved, 1);
   assert.equal((await request(`${s.url}${loc}`)).status, 404);
   assert.deepEqual(await readdir(join(s.root, 'uploads')), []);
+});
+
+test('an online collection interval longer than a node timer (24.8 days) is waited, not run every millisecond', async (t) => {
+  const s = await startTestServer(t, { gcIntervalMs: 30 * 86400_000, gcGraceMs: 0 });
+  const orphan = await putBlob(s.url, 'long/wait', 'not referenced, and collectable at once');
+  await pause(150);
+  assert.equal((await request(`${s.url}/v2/long/wait/blobs/${orphan}`, { method: 'HEAD' })).status, 200, 'a collection ran long before its interval');
+});
+
+test('close() waits for a collection under way before it gives up the root', async (t) => {
+  const s = await startTestServer(t, { uploadTtlMs: 1 });
+  for (let i = 0; i < 300; i++) {
+    const dir = join(s.root, 'uploads', `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'data'), 'x');
+    await writeFile(join(dir, 'info.json'), '{"name":"a"}');
+  }
+  await pause(10);
+  let settled = false;
+  const gc = s.collect(0).finally(() => (settled = true));
+  await s.close();
+  assert.equal(settled, true, 'the root was released while the collection still ran');
+  assert.equal((await gc).uploadsRemoved, 300);
+  const release = await lockRoot(s.root, 'the test');
+  await release();
+});
+
+test('a mount of a blob the repository already links renews the link, so the collection spares it for the manifest to come', async (t) => {
+  const s = await startTestServer(t);
+  const d = await putBlob(s.url, 'm/dst', 'pushed long ago, unreferenced');
+  const old = new Date(Date.now() - 2 * 3600_000);
+  await utimes(join(s.root, 'repositories', 'm', 'dst', '_blobs', 'sha256', d.slice(7)), old, old);
+  const mount = await request(`${s.url}/v2/m/dst/blobs/uploads/?mount=${d}&from=m/src`, { method: 'POST', headers: { 'content-length': 0 } });
+  assert.equal(mount.status, 201, 'already in the repository');
+  const r = await s.collect(3600_000);
+  assert.equal(r.linksRemoved, 0, 'the client was just told the blob is here');
+  assert.equal((await request(`${s.url}/v2/m/dst/blobs/${d}`, { method: 'HEAD' })).status, 200);
+});
+
+test('a repository of many path components (70, within the 255 characters) is seen by the collection: its content stays', async (t) => {
+  const s = await startTestServer(t);
+  const name = Array.from({ length: 70 }, (_, i) => `c${i % 10}`).join('/');
+  const img = await putImage(s.url, name, 'v1');
+  await pause(20);
+  const r = await s.collect(0);
+  assert.deepEqual(r.blobs, [], 'content a manifest names was collected');
+  assert.equal((await request(`${s.url}/v2/${name}/blobs/${img.layer}`)).status, 200);
+  assert.deepEqual((await request(`${s.url}/v2/_catalog`)).json(), { repositories: [name] });
 });

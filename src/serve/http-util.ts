@@ -3,7 +3,7 @@
  * bodies, bounded body reads, and the Range / Content-Range grammars (validated, never trusted).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ServeError, errorBody, internalErrorBody } from './errors.js';
+import { BodyInterrupted, ServeError, errorBody, internalErrorBody } from './errors.js';
 
 export const API_VERSION_HEADERS = {
   'docker-distribution-api-version': 'registry/2.0',
@@ -63,6 +63,8 @@ export function readBody(req: IncomingMessage, max: number, code: 'MANIFEST_INVA
   const declared = contentLength(req);
   const tooLarge = (): ServeError => new ServeError(413, code, { reason: `the body is larger than the ${max}-byte limit` });
   if (declared !== undefined && declared > max) return Promise.reject(tooLarge());
+  // A client gone before the body was read: its 'close' already fired, so waiting would hang.
+  if (req.destroyed) return Promise.reject(new BodyInterrupted('the client closed the connection'));
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
@@ -105,7 +107,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
   if (!m || (m[1] === '' && m[2] === '')) return undefined; // several ranges or junk: the whole blob (RFC 9110 allows ignoring)
   if (m[1] === '') {
     const n = Number(m[2]);
-    if (n === 0) return 'unsatisfiable';
+    if (n === 0 || size === 0) return 'unsatisfiable'; // an empty blob has no last bytes to give
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);

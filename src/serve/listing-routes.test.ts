@@ -46,6 +46,9 @@ test('tags are sorted lexically (code unit order); n, last and Link page through
   const unknown = await request(`${s.url}/v2/lib/none/tags/list`);
   assert.equal(unknown.status, 404);
   assert.deepEqual(unknown.json(), { errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry', detail: { name: 'lib/none' } }] });
+  const parent = await request(`${s.url}/v2/lib/tags/list`);
+  assert.equal(parent.status, 404, 'lib is only the path to lib/app, not a repository');
+  assert.equal(specError(parent).code, 'NAME_UNKNOWN');
 });
 
 test('_catalog lists repositories sorted, with n, last and Link', async (t) => {

@@ -3,6 +3,7 @@
  * `artifactType` filter with OCI-Filters-Applied) and `_catalog` (the repositories the caller may
  * read, paginated the same way).
  */
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import type { RequestCtx } from './context.js';
 import { ServeError, nameUnknown } from './errors.js';
@@ -42,14 +43,25 @@ export async function listCatalog(ctx: RequestCtx): Promise<void> {
   sendJson(ctx.req, ctx.res, 200, { repositories: items }, link ? { link } : {});
 }
 
+/**
+ * The referrers of `digest`, as an image index of at most 4 MiB (what clients read for an index):
+ * past that, a Link to the next page (`last` = the last entry given), as the spec allows.
+ */
 export async function listReferrers(ctx: RequestCtx, name: string, digest: string): Promise<void> {
   checkDigest(digest);
-  let manifests = await ctx.store.listReferrers(name, digest);
   const artifactType = ctx.query.get('artifactType');
+  const filter = artifactType !== null && artifactType !== '';
+  const last = ctx.query.get('last');
+  const { manifests, next } = await ctx.store.listReferrers(name, digest, {
+    ...(last !== null ? { after: last } : {}),
+    maxBytes: MAX_MANIFEST_BYTES - 256,
+    ...(filter ? { keep: (d) => d.artifactType === artifactType } : {}),
+  });
   const headers: Record<string, string> = { 'content-type': OCI_INDEX };
-  if (artifactType !== null && artifactType !== '') {
-    manifests = manifests.filter((d) => d.artifactType === artifactType);
-    headers['oci-filters-applied'] = 'artifactType';
+  if (filter) headers['oci-filters-applied'] = 'artifactType';
+  if (next) {
+    const q = new URLSearchParams({ last: next, ...(filter ? { artifactType } : {}) });
+    headers.link = `</v2/${name}/referrers/${digest}?${q}>; rel="next"`;
   }
   sendJson(ctx.req, ctx.res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests }, headers);
 }

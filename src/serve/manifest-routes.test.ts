@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { OCI_INDEX, OCI_MANIFEST, putBlob, putImage, request, sha256, sha512, specError, startTestServer } from '../test-support/serve.js';
 
 const put = (base: string, name: string, ref: string, body: Buffer | string, type: string | undefined = OCI_MANIFEST) =>
@@ -180,4 +181,56 @@ test('a refused tag delete is 405 UNSUPPORTED (--delete digest); --delete none r
     assert.equal(x.status, 405);
     assert.equal(specError(x).code, 'UNSUPPORTED');
   }
+});
+
+test('manifest bodies held in memory are bounded: a PUT waits while others hold the budget; one whose client left gives it back', async (t) => {
+  const MiB4 = 4 * 1024 * 1024;
+  const s = await startTestServer(t, { manifestMemoryBytes: MiB4 });
+  const img = await putImage(s.url, 'mem', 'v1');
+  /** A PUT declaring a 4 MiB body, of which it sends a few bytes only. */
+  const hog = (): http.ClientRequest => {
+    const req = http.request(`${s.url}/v2/mem/manifests/big`, { method: 'PUT', headers: { 'content-type': OCI_MANIFEST, 'content-length': MiB4 }, agent: false });
+    req.on('error', () => undefined);
+    req.write('{"schemaVersion":');
+    return req;
+  };
+  const holder = hog();
+  await new Promise((r) => setTimeout(r, 50));
+  const leaver = hog(); // waits for the budget, then leaves
+  await new Promise((r) => setTimeout(r, 50));
+  let answered = false;
+  const small = put(s.url, 'mem', 'v2', img.bytes).then((r) => ((answered = true), r));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(answered, false, 'a PUT is read while 4 MiB of bodies are already held');
+  leaver.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  holder.destroy();
+  const r = await Promise.race([small, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 3000))]);
+  assert.notEqual(r, 'hung', 'the budget of the PUT whose client left was never given back');
+  assert.equal(r !== 'hung' && r.status, 201);
+});
+
+test('a referrers list past 4 MiB comes in pages of at most 4 MiB, each linking to the next', async (t) => {
+  const s = await startTestServer(t);
+  const subject = sha256('a subject with large referrers');
+  const subj = { mediaType: OCI_MANIFEST, digest: subject, size: 30 };
+  const pushed: string[] = [];
+  for (const seed of ['r1', 'r2', 'r3']) {
+    const note = seed.repeat(768 * 1024); // 1.5 MiB of annotation, copied into the referrers entry
+    pushed.push((await putImage(s.url, 'big', seed, { seed, extra: { artifactType: 'application/vnd.example.note', subject: subj, annotations: { 'org.example.note': note } } })).digest);
+  }
+  const seen: string[] = [];
+  let next: string | undefined = `/v2/big/referrers/${subject}?artifactType=${encodeURIComponent('application/vnd.example.note')}`;
+  let pages = 0;
+  while (next) {
+    const r = await request(`${s.url}${next}`);
+    assert.equal(r.status, 200);
+    assert.ok(r.body.length <= 4 * 1024 * 1024, `a page of ${r.body.length} bytes`);
+    assert.equal(r.headers['oci-filters-applied'], 'artifactType');
+    seen.push(...r.json<{ manifests: Array<{ digest: string }> }>().manifests.map((m) => m.digest));
+    next = /^<([^>]+)>; rel="next"$/.exec(String(r.headers.link ?? ''))?.[1];
+    pages++;
+  }
+  assert.equal(pages, 2);
+  assert.deepEqual(seen, [...pushed].sort());
 });

@@ -73,9 +73,10 @@ export class RepoStore {
     return join(this.root, 'repositories', name, '_referrers', subject.algorithm, subject.hex);
   }
 
+  /** A repository is a folder holding link folders; `a` above `a/b` is only a path to it. */
   async repoExists(name: string): Promise<boolean> {
     try {
-      return (await stat(this.repoDir(name))).isDirectory();
+      return (await readdir(this.repoDir(name), { withFileTypes: true })).some((e) => e.isDirectory() && e.name.startsWith('_'));
     } catch (e) {
       if (isNotFound(e)) return false;
       throw e;
@@ -89,8 +90,10 @@ export class RepoStore {
     try {
       const s = await stat(link);
       if (touchOlderMs !== undefined && Date.now() - s.mtimeMs > touchOlderMs) {
+        // Keeps a blob the client was just told is here out of the collector's reach; done before
+        // the answer, so a collection starting after it sees the new time.
         const now = new Date();
-        utimes(link, now, now).catch(() => undefined); // keeps a blob the client just checked out of the collector's reach
+        await utimes(link, now, now).catch(() => undefined);
       }
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -252,26 +255,45 @@ export class RepoStore {
     }
   }
 
-  /** Descriptors of the manifests in `name` whose subject is `subject`, sorted by digest. */
-  async listReferrers(name: string, subject: string): Promise<Descriptor[]> {
+  /**
+   * Descriptors of the manifests in `name` whose subject is `subject`, sorted by digest, one page:
+   * those after the entry `after` that `keep` accepts, until `maxBytes` of JSON (at least one).
+   * `next` names the last entry (file) given when more remain. One entry is read at a time.
+   */
+  async listReferrers(
+    name: string,
+    subject: string,
+    page: { after?: string; maxBytes?: number; keep?: (d: Descriptor) => boolean } = {},
+  ): Promise<{ manifests: Descriptor[]; next?: string }> {
     const dir = this.referrersDir(name, parseDigest(subject));
     let files: string[];
     try {
       files = await readdir(dir);
     } catch (e) {
-      if (isNotFound(e)) return [];
+      if (isNotFound(e)) return { manifests: [] };
       throw e;
     }
+    const { after, maxBytes = Infinity, keep = () => true } = page;
     const out: Descriptor[] = [];
+    let bytes = 0;
+    let last = '';
     for (const f of files.sort()) {
+      if (after !== undefined && f <= after) continue;
+      let desc: Descriptor;
       try {
-        const desc = JSON.parse(await readFile(join(dir, f), 'utf8')) as Descriptor;
-        if (await this.getManifest(name, desc.digest)) out.push(desc); // an entry left by a crash mid-delete is skipped
+        desc = JSON.parse(await readFile(join(dir, f), 'utf8')) as Descriptor;
+        await stat(this.manifestLink(name, parseDigest(desc.digest))); // an entry left by a crash mid-delete is skipped
       } catch {
-        /* unreadable entry: skipped; serve verify reports it */
+        continue; // unreadable, or its manifest is gone: skipped (serve verify reports it)
       }
+      if (!keep(desc)) continue;
+      const size = Buffer.byteLength(JSON.stringify(desc)) + 1;
+      if (out.length > 0 && bytes + size > maxBytes) return { manifests: out, next: last };
+      out.push(desc);
+      bytes += size;
+      last = f;
     }
-    return out;
+    return { manifests: out };
   }
 
   /** Every repository (a folder holding link folders), sorted. */

@@ -82,6 +82,28 @@ test('uploads beyond the admission queue get 429 TOOMANYREQUESTS with Retry-Afte
   for (const p of open) assert.equal((await p.res).status, 202);
 });
 
+test('an upload whose client leaves while it waits in the admission queue gives its place back', async (t) => {
+  const s = await startTestServer(t, { maxUploads: 1 });
+  const running = openPatch(`${s.url}${await session(s.url, 'q')}`);
+  running.req.write('holds the only place ');
+  await new Promise((r) => setTimeout(r, 30));
+  const leaverLoc = await session(s.url, 'q');
+  const leaver = http.request(`${s.url}${leaverLoc}`, { method: 'PATCH', headers: { ...OCTET, 'content-length': 5 }, agent: false });
+  leaver.on('error', () => undefined);
+  leaver.end('gone!'); // queued behind the running upload…
+  await new Promise((r) => setTimeout(r, 30));
+  leaver.destroy(); // …and its client leaves before its turn
+  await new Promise((r) => setTimeout(r, 30));
+  running.req.end('and ends');
+  assert.equal((await running.res).status, 202);
+  const within = <T>(p: Promise<T>): Promise<T | 'hung'> => Promise.race([p, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 3000))]);
+  const next = await within(request(`${s.url}${await session(s.url, 'q')}`, { method: 'PATCH', body: 'next', headers: OCTET }));
+  assert.notEqual(next, 'hung', 'the place of the client that left was never given back');
+  assert.equal(next !== 'hung' && next.status, 202);
+  const same = await within(request(`${s.url}${leaverLoc}`, { method: 'PATCH', body: 'again', headers: OCTET }));
+  assert.equal(same !== 'hung' && same.status, 202, 'the session it left is usable');
+});
+
 test('one server per root: a second one is refused as LOCKED', async (t) => {
   const s = await startTestServer(t);
   await assert.rejects(startServer({ root: s.root, addr: '127.0.0.1:0' }), (e: unknown) => hasErrorCode(e, 'LOCKED'));

@@ -44,6 +44,8 @@ export interface ServeOptions {
   gcIntervalMs?: number;
   gcGraceMs?: number;
   maxUploads?: number;
+  /** Bytes of manifest bodies held in memory at once (default 64 MiB). */
+  manifestMemoryBytes?: number;
   maxHashWorkers?: number;
   maxHeaderBytes?: number;
   /** Flush each commit to disk before answering (default off: see durable.ts). */
@@ -70,6 +72,9 @@ export interface RunningServer {
   /** One collection pass now (the same as the periodic one). */
   collect(graceMs?: number): Promise<GcResult>;
 }
+
+/** The longest delay a node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function parseAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr);
@@ -128,6 +133,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     touchOlderMs: graceMs / 2,
     ...(config.mode === 'token' ? { tokens: config.tokens } : {}),
     ...(opts.maxUploads ? { maxUploads: opts.maxUploads } : {}),
+    ...(opts.manifestMemoryBytes ? { manifestMemoryBytes: opts.manifestMemoryBytes } : {}),
     onIdentity: (req, user) => users.set(req, user),
     onInternalError: (e, req) => log(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`),
   });
@@ -191,16 +197,44 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   base = `${tls ? 'https' : 'http'}://${shownHost}:${actual}`;
 
-  const collect = async (grace = graceMs): Promise<GcResult> => {
-    const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
-    if (r.blobsRemoved || r.linksRemoved || r.uploadsRemoved) log(`gc: removed ${r.blobsRemoved} blobs (${r.bytesFreed} bytes), ${r.linksRemoved} links, ${r.uploadsRemoved} expired uploads`);
-    for (const p of r.problems) log(`gc: ${p}`);
-    return r;
+  /** Collections and sweeps under way: close() waits for them before it lets go of the root. */
+  const background = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    background.add(p);
+    const forget = (): void => void background.delete(p);
+    p.then(forget, forget);
+    return p;
   };
+  const collect = (grace = graceMs): Promise<GcResult> =>
+    track(
+      (async () => {
+        const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
+        if (r.blobsRemoved || r.linksRemoved || r.uploadsRemoved) log(`gc: removed ${r.blobsRemoved} blobs (${r.bytesFreed} bytes), ${r.linksRemoved} links, ${r.uploadsRemoved} expired uploads`);
+        for (const p of r.problems) log(`gc: ${p}`);
+        return r;
+      })(),
+    );
   const ttl = uploads.ttlMs;
-  const timers = [setInterval(() => void uploads.sweep().catch((e) => log(`upload sweep: ${String(e)}`)), Math.max(1000, Math.min(ttl / 4, 600_000)))];
-  if (opts.gcIntervalMs) timers.push(setInterval(() => void collect().catch((e) => log(`gc: ${String(e)}`)), opts.gcIntervalMs));
-  for (const t of timers) t.unref();
+  const timers: NodeJS.Timeout[] = [setInterval(() => void track(uploads.sweep()).catch((e) => log(`upload sweep: ${String(e)}`)), Math.max(1000, Math.min(ttl / 4, 600_000)))];
+  timers[0]!.unref();
+  if (opts.gcIntervalMs) {
+    // One pass at a time, the next one an interval after the last ended; a timer cannot wait more
+    // than 2^31-1 ms (node runs a longer one after 1 ms), so long intervals are waited in steps.
+    const interval = opts.gcIntervalMs;
+    const schedule = (at: number): void => {
+      const t = setTimeout(() => {
+        timers.splice(timers.indexOf(t), 1);
+        if (closing) return;
+        if (Date.now() < at) return schedule(at);
+        void collect()
+          .catch((e) => log(`gc: ${String(e)}`))
+          .finally(() => closing || schedule(Date.now() + interval));
+      }, Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS));
+      t.unref();
+      timers.push(t);
+    };
+    schedule(Date.now() + interval);
+  }
 
   let closed: Promise<void> | undefined;
   return {
@@ -212,7 +246,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     close() {
       closed ??= (async () => {
         closing = true;
-        for (const t of timers) clearInterval(t);
+        for (const t of timers) clearTimeout(t);
         const done = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         if (inflight > 0) {
@@ -223,6 +257,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         }
         server.closeAllConnections();
         await done;
+        // A collection or sweep still running must not outlive the lock (another process may take the root).
+        while (background.size > 0) await Promise.allSettled([...background]);
         uploads.close();
         await release();
       })();

@@ -8,7 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { putBlob, request, sha256, sha512, specError, startTestServer } from '../test-support/serve.js';
+import { tempDir } from '../test-support/tmp.js';
+import { createApp } from './app.js';
+import { Auth } from './auth.js';
+import { Gate } from './gate.js';
+import { RepoStore } from './repo-store.js';
+import { Uploads } from './uploads.js';
 
 const OCTET = { 'content-type': 'application/octet-stream' };
 const UUID = /^\/v2\/([a-z0-9/]+)\/blobs\/uploads\/([0-9a-f-]{36})$/;
@@ -84,6 +91,24 @@ test('a chunk out of order is 416 BLOB_UPLOAD_INVALID with Range and Location; s
   const mismatch = await request(`${s.url}${loc}`, { method: 'PATCH', body: 'ijk', headers: { ...OCTET, 'content-range': '8-11' } });
   assert.equal(mismatch.status, 400);
   assert.equal(specError(mismatch).code, 'SIZE_INVALID');
+});
+
+test('a chunked-encoding PATCH must carry as many bytes as its Content-Range says (400 SIZE_INVALID); none past the range are kept', async (t) => {
+  const s = await startTestServer(t);
+  const loc = await session(s.url, 'cr');
+  const chunked = { ...OCTET, 'transfer-encoding': 'chunked' };
+  const long = await request(`${s.url}${loc}`, { method: 'PATCH', body: 'abcdefghij', headers: { ...chunked, 'content-range': '0-2' } });
+  assert.equal(long.status, 400, long.text);
+  assert.equal(specError(long).code, 'SIZE_INVALID');
+  assert.equal((await request(`${s.url}${loc}`)).headers.range, '0-0', 'nothing beyond the declared range was appended');
+  const short = await request(`${s.url}${loc}`, { method: 'PATCH', body: 'abc', headers: { ...chunked, 'content-range': '0-9' } });
+  assert.equal(short.status, 400, short.text);
+  assert.equal(specError(short).code, 'SIZE_INVALID');
+  assert.equal((await request(`${s.url}${loc}`)).headers.range, '0-2', 'what a short body brought is kept, and the status says so');
+  const right = await request(`${s.url}${loc}`, { method: 'PATCH', body: 'def', headers: { ...chunked, 'content-range': '3-5' } });
+  assert.equal(right.status, 202, right.text);
+  assert.equal(right.headers.range, '0-5');
+  assert.equal((await request(`${s.url}${loc}?digest=${sha256('abcdef')}`, { method: 'PUT', headers: { 'content-length': 0 } })).status, 201);
 });
 
 test('a streamed PATCH (no Content-Range, chunked encoding) appends; PUT with an empty body closes', async (t) => {
@@ -222,4 +247,41 @@ test('a session survives a restart of the server: status, then the rest, then cl
   const put = await request(`${s2.url}${loc}?digest=${sha256(blob)}`, { method: 'PUT', headers: { 'content-length': 0 } });
   assert.equal(put.status, 201, put.text);
   assert.deepEqual((await request(`${s2.url}/v2/keep/me/blobs/${sha256(blob)}`)).body, blob);
+});
+
+test('closing an upload hashes it without holding the gate: a collection waiting there does not stop it', async (t) => {
+  const root = await tempDir(t, 'mpk-serve-gate-');
+  const store = new RepoStore(root);
+  const uploads = new Uploads(root, store.pool, { maxFollowers: 0 });
+  const gate = new Gate();
+  const app = createApp({ store, uploads, gate, auth: new Auth({ mode: 'none' }, () => ''), deletes: 'all', touchOlderMs: 60_000 });
+  const server = http.createServer((req, res) => void app(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    release?.();
+    server.closeAllConnections();
+    return new Promise((r) => server.close(r));
+  });
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let release: (() => void) | undefined;
+  const blob = randomBytes(100_000);
+  const loc = await session(base, 'g');
+  assert.equal((await request(`${base}${loc}`, { method: 'PATCH', body: blob, headers: OCTET })).status, 202);
+  const held = new Promise<void>((r) => (release = r));
+  const collecting = gate.withExclusive(() => held); // a collection holds the gate
+  const within = <T>(p: Promise<T>, ms: number): Promise<T | 'waiting'> => Promise.race([p, new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), ms))]);
+  // sha512 makes the close hash the whole file again; the wrong digest is known before the gate.
+  const wrong = await within(request(`${base}${loc}?digest=${sha512('other bytes')}`, { method: 'PUT', headers: { 'content-length': 0 } }), 2000);
+  assert.notEqual(wrong, 'waiting', 'the close waited for the gate before checking its digest');
+  assert.equal(wrong !== 'waiting' && specError(wrong).code, 'DIGEST_INVALID');
+  // A right one is checked, then waits for the gate to commit and link.
+  const loc2 = await session(base, 'g');
+  assert.equal((await request(`${base}${loc2}`, { method: 'PATCH', body: blob, headers: OCTET })).status, 202);
+  const closing = request(`${base}${loc2}?digest=${sha512(blob)}`, { method: 'PUT', headers: { 'content-length': 0 } });
+  assert.equal(await within(closing, 200), 'waiting', 'committed while a collection held the gate');
+  release!();
+  await collecting;
+  assert.equal((await closing).status, 201);
+  assert.deepEqual((await request(`${base}/v2/g/blobs/${sha512(blob)}`)).body, blob);
+  uploads.close();
 });

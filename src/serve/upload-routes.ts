@@ -61,7 +61,9 @@ export async function postUpload(ctx: RequestCtx, name: string): Promise<void> {
 /** Links `digest` into `name` from `from` (or any repository the caller may read); true if done. */
 async function tryMount(ctx: RequestCtx, name: string, digest: string, from: string | null): Promise<boolean> {
   const { store, auth, who } = ctx;
-  if ((await store.blobSize(name, digest)) !== undefined) return true;
+  // Already here: its link is touched (as a HEAD does), so that a collection spares it until the
+  // manifest that will name it arrives; under the gate, so none is halfway through deciding.
+  if (await ctx.gate.withShared(async () => (await store.blobSize(name, digest, ctx.touchOlderMs)) !== undefined)) return true;
   let source: string | undefined;
   if (from !== null) {
     if (auth.canPull(who, from) && (await store.blobSize(from, digest)) !== undefined) source = from;
@@ -83,11 +85,14 @@ async function tryMount(ctx: RequestCtx, name: string, digest: string, from: str
   });
 }
 
+/** Checks the digest, then (under the gate, so a collection cannot come between) commits and links. */
 async function finish(ctx: RequestCtx, name: string, s: Session, digest: string, parsed: ReturnType<typeof checkDigest>, location: string): Promise<void> {
-  await ctx.gate.withShared(async () => {
-    await ctx.uploads.complete(s, digest, parsed, location);
-    await ctx.store.linkBlob(name, digest);
-  });
+  await ctx.uploads.complete(s, digest, parsed, location, (commit) =>
+    ctx.gate.withShared(async () => {
+      await commit();
+      await ctx.store.linkBlob(name, digest);
+    }),
+  );
 }
 
 /** The chunk's place: Content-Range (checked against Content-Length) or, without it, the end. */

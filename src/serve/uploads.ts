@@ -15,7 +15,7 @@ import type { ParsedDigest } from '../oci/digest.js';
 import type { BlobPool } from '../store/blobs.js';
 import { syncDir, syncFile } from './durable.js';
 import { FileAppender } from './file-appender.js';
-import { ServeError, uploadUnknown } from './errors.js';
+import { BodyInterrupted, ServeError, uploadUnknown } from './errors.js';
 import { isUploadId } from './router.js';
 import { FollowerHash, InlineHash, hashFile, type UploadHash } from './upload-hash.js';
 
@@ -47,9 +47,6 @@ export interface Session {
   /** Set while a body is being appended: stops it (DELETE of the session). */
   abort: (() => void) | undefined;
 }
-
-/** The request body stopped before its end (client gone): nothing to answer. */
-export class BodyInterrupted extends Error {}
 
 export class Uploads {
   readonly dir: string;
@@ -145,7 +142,7 @@ export class Uploads {
       if (opts.length === 0) return size;
       if (!s.hash?.follower && size + (opts.length ?? 0) >= this.followMin) this.follow(s, size);
       if (!s.hash) s.hash = await InlineHash.fromFile(s.data, size);
-      return await this.write(s, body, size);
+      return await this.write(s, body, size, opts.length);
     } finally {
       s.busy = false;
       s.abort = undefined;
@@ -173,8 +170,20 @@ export class Uploads {
     s.hash = undefined;
   }
 
-  private async write(s: Session, body: Readable, start: number): Promise<number> {
+  /**
+   * Appends the body. With `length` (Content-Length, or a Content-Range sent without one), a body
+   * of another length is a 400 SIZE_INVALID: a chunk that would go past it is refused whole (the
+   * file never holds bytes beyond the declared range), and what a shorter body brought is kept.
+   */
+  private async write(s: Session, body: Readable, start: number, length?: number): Promise<number> {
     const file = await FileAppender.open(s.data);
+    // A client that left while this request waited (admission queue, sign-in, the disk) has a
+    // destroyed body whose 'close' already fired: listening now would wait forever, holding the
+    // session and the admission slot. (Nothing is awaited between this check and the listeners.)
+    if (body.destroyed) {
+      await file.end();
+      throw new BodyInterrupted('the client closed the connection');
+    }
     let received = start;
     let failure: unknown;
     await new Promise<void>((resolve) => {
@@ -191,6 +200,10 @@ export class Uploads {
         if (!done && !full && !s.hash?.busy) body.resume();
       };
       const onData = (chunk: Buffer): void => {
+        if (length !== undefined && received + chunk.length - start > length) {
+          finish(sizeMismatch(length, 'more'));
+          return;
+        }
         received += chunk.length;
         if (s.hash && !s.hash.follower && received >= this.followMin && this.followers < this.maxFollowers) {
           // Past the threshold, switch to a worker: it reads back what is written, then gets the rest.
@@ -219,7 +232,7 @@ export class Uploads {
         }
       };
       body.on('data', onData);
-      body.once('end', () => finish());
+      body.once('end', () => finish(length !== undefined && received - start !== length ? sizeMismatch(length, 'fewer') : undefined));
       body.once('close', () => finish(new BodyInterrupted('the client closed the connection')));
       body.once('error', (e) => finish(new BodyInterrupted(e.message)));
       s.abort = () => {
@@ -241,8 +254,10 @@ export class Uploads {
   /**
    * Closes the session: checks that its bytes have `digest` (else 400 DIGEST_INVALID, and the
    * session is gone), then moves the data file into the pool. Resolves with the blob's size.
+   * `around` runs the move (and what the caller adds, such as the repository link); the hashing,
+   * which may read the whole file again, happens before it, so a gate held there is held briefly.
    */
-  async complete(s: Session, digest: string, parsed: ParsedDigest, location: string): Promise<number> {
+  async complete(s: Session, digest: string, parsed: ParsedDigest, location: string, around: (commit: () => Promise<void>) => Promise<void> = (c) => c()): Promise<number> {
     if (s.busy) throw rangeError(s, await this.size(s), location, 'another request is writing to this upload');
     s.busy = true;
     try {
@@ -259,8 +274,10 @@ export class Uploads {
         throw new ServeError(400, 'DIGEST_INVALID', { digest, reason: `the uploaded ${size} bytes have digest ${got}` });
       }
       if (this.fsync) await syncFile(s.data);
-      await this.pool.commit(s.data, digest);
-      if (this.fsync) await syncDir(dirname(this.pool.path(digest)));
+      await around(async () => {
+        await this.pool.commit(s.data, digest);
+        if (this.fsync) await syncDir(dirname(this.pool.path(digest)));
+      });
       await this.remove(s);
       return size;
     } finally {
@@ -315,6 +332,10 @@ export class Uploads {
   close(): void {
     for (const s of this.sessions.values()) this.release(s);
   }
+}
+
+function sizeMismatch(length: number, what: 'more' | 'fewer'): ServeError {
+  return new ServeError(400, 'SIZE_INVALID', { reason: `the body has ${what} bytes than the ${length} its Content-Range or Content-Length declares` });
 }
 
 /** 416 with the current Range and Location, as the spec asks for an out-of-order chunk. */

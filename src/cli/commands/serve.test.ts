@@ -34,9 +34,12 @@ test('mpk serve listens, logs each request, and stops cleanly on the signal', as
 
 test('mpk serve refuses an open registry beyond loopback and bad flags (exit 2, one line with a hint)', async (t) => {
   const dir = await tempDir(t);
-  const ac = new AbortController();
-  const io = (sink: { out: string }) => ({ stdout: { write: () => true }, stderr: { write: (s: string) => (sink.out += s) }, env: {}, cwd: dir, signal: ac.signal });
-  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['bogus']]) {
+  const io = (sink: { out: string }) => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 3000).unref(); // a server that starts after all is stopped, and the test fails
+    return { stdout: { write: () => true }, stderr: { write: (s: string) => (sink.out += s) }, env: {}, cwd: dir, signal: ac.signal };
+  };
+  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['--upload-ttl', '0'], ['--token-ttl', '0s'], ['bogus']]) {
     const sink = { out: '' };
     const code = await run(['serve', '--root', join(dir, 'r'), ...args], io(sink));
     assert.equal(code, 2, args.join(' '));
@@ -77,4 +80,5 @@ test('durations', () => {
   assert.equal(parseDuration('x', '24h'), 86_400_000);
   assert.equal(parseDuration('x', '250ms'), 250);
   assert.throws(() => parseDuration('x', '1w'));
+  assert.throws(() => parseDuration('x', `${'9'.repeat(400)}d`), 'an infinite duration');
 });

@@ -20,8 +20,16 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 
 /** `90`, `90s`, `15m`, `24h`, `7d`, `500ms` → milliseconds. */
 export function parseDuration(flag: string, text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a duration`, { hint: 'write e.g. 30s, 15m, 24h or 7d' });
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? '']!);
+  const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? '']!) : NaN;
+  if (!Number.isSafeInteger(ms)) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a duration`, { hint: 'write e.g. 30s, 15m, 24h or 7d' });
+  return ms;
+}
+
+/** A duration that must not be zero (a zero would otherwise quietly mean the default). */
+function positiveDuration(flag: string, text: string): number {
+  const ms = parseDuration(flag, text);
+  if (ms <= 0) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: must be longer than 0`, { hint: `e.g. --${flag} 24h` });
+  return ms;
 }
 
 function rootOf(ctx: Ctx, v: Record<string, unknown>): string {
@@ -51,10 +59,10 @@ function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions {
   const fmt = str(v['log-format']);
   if (fmt !== undefined && fmt !== 'text' && fmt !== 'json') throw new PackError('USAGE', `--log-format ${JSON.stringify(fmt)}: not text or json`, { hint: 'use --log-format text or --log-format json' });
   if (fmt) o.logFormat = fmt;
-  if (typeof v['upload-ttl'] === 'string') o.uploadTtlMs = parseDuration('upload-ttl', v['upload-ttl']);
+  if (typeof v['upload-ttl'] === 'string') o.uploadTtlMs = positiveDuration('upload-ttl', v['upload-ttl']);
   if (typeof v['gc-interval'] === 'string') o.gcIntervalMs = parseDuration('gc-interval', v['gc-interval']);
   if (typeof v['gc-grace'] === 'string') o.gcGraceMs = parseDuration('gc-grace', v['gc-grace']);
-  if (typeof v['token-ttl'] === 'string') o.tokenTtlSeconds = Math.max(1, Math.round(parseDuration('token-ttl', v['token-ttl']) / 1000));
+  if (typeof v['token-ttl'] === 'string') o.tokenTtlSeconds = Math.max(1, Math.round(positiveDuration('token-ttl', v['token-ttl']) / 1000));
   if (typeof v['max-uploads'] === 'string') {
     const n = Number(v['max-uploads']);
     if (!Number.isInteger(n) || n < 1) throw new PackError('USAGE', `--max-uploads ${JSON.stringify(v['max-uploads'])}: not a positive whole number`, { hint: 'e.g. --max-uploads 64' });
@@ -84,7 +92,7 @@ async function gc(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
   const release = await lockRoot(root, 'gc');
   try {
     const store = new RepoStore(root);
-    const uploads = new Uploads(root, store.pool, typeof v['upload-ttl'] === 'string' ? { ttlMs: parseDuration('upload-ttl', v['upload-ttl']) } : {});
+    const uploads = new Uploads(root, store.pool, typeof v['upload-ttl'] === 'string' ? { ttlMs: positiveDuration('upload-ttl', v['upload-ttl']) } : {});
     const r = await collectGarbage(store, uploads, { graceMs, dryRun: !!v['dry-run'] });
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
