@@ -11,6 +11,7 @@ import { MAX_MANIFEST_BYTES, parseManifest, type Index, type Manifest } from '..
 import { OCI_INDEX } from '../oci/media-types.js';
 import { responseError } from './errcode.js';
 import { getManifest, putManifest } from './remote-manifests.js';
+import { nextLink } from './remote-tags.js';
 import { readBody } from './transport.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -20,26 +21,37 @@ export function referrersTag(digest: string): string {
   return `${algorithm}-${hex}`.slice(0, 128);
 }
 
+/** Pages followed at most (each ≤ 4 MiB): a registry's list cannot keep us forever. */
+const MAX_PAGES = 1000;
+
+/**
+ * The referrers of `subject`: every page of the API's answer (a registry may cut a long list and
+ * link the rest with `Link: <…>; rel="next"`), else the fallback tag's index.
+ */
 export async function listReferrers(ctx: RepoContext, subject: string, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
   const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
-  const res = await ctx.client.request(ctx.host, {
-    method: 'GET',
-    path: ctx.path(`referrers/${subject}${q}`),
-    headers: { accept: OCI_INDEX },
-    scopes: ctx.pull,
-    signal,
-  });
-  const ct = String(res.headers['content-type'] ?? '');
-  if (res.status === 200 && ct.startsWith(OCI_INDEX)) {
-    const parsed = parseManifest(await readBody(res, MAX_MANIFEST_BYTES), OCI_INDEX, `${ctx.name} referrers of ${subject}`);
-    const all = parsed.kind === 'index' ? parsed.index.manifests : [];
-    const filtered = res.headers['oci-filters-applied'] ? all : all.filter((d) => !artifactType || d.artifactType === artifactType);
-    return filtered;
+  let path: string | undefined = ctx.path(`referrers/${subject}${q}`);
+  const out: Descriptor[] = [];
+  const visited = new Set<string>();
+  for (let page = 0; path !== undefined; page++) {
+    if (page >= MAX_PAGES || visited.has(path)) throw new PackError('REGISTRY', `${ctx.host}/${ctx.name}: the referrers of ${subject} link page after page (${page} read); the registry's paging is broken`);
+    visited.add(path);
+    const res = await ctx.client.request(ctx.host, { method: 'GET', path, headers: { accept: OCI_INDEX }, scopes: ctx.pull, signal });
+    const ct = String(res.headers['content-type'] ?? '');
+    if (res.status === 200 && ct.startsWith(OCI_INDEX)) {
+      const parsed = parseManifest(await readBody(res, MAX_MANIFEST_BYTES), OCI_INDEX, `${ctx.name} referrers of ${subject}`);
+      const all = parsed.kind === 'index' ? parsed.index.manifests : [];
+      out.push(...(res.headers['oci-filters-applied'] ? all : all.filter((d) => !artifactType || d.artifactType === artifactType)));
+      path = nextLink(res.headers.link);
+      continue;
+    }
+    // A later page that fails is an error; only the first answer may send us to the fallback.
+    if (page > 0 || (res.status !== 404 && res.status !== 200)) throw await responseError('GET', res, `${ctx.name} referrers of ${subject}`);
+    res.body.destroy();
+    const index = await fallbackIndex(ctx, subject, signal);
+    return (index?.manifests ?? []).filter((d) => !artifactType || d.artifactType === artifactType);
   }
-  if (res.status !== 404 && res.status !== 200) throw await responseError('GET', res, `${ctx.name} referrers of ${subject}`);
-  res.body.destroy();
-  const index = await fallbackIndex(ctx, subject, signal);
-  return (index?.manifests ?? []).filter((d) => !artifactType || d.artifactType === artifactType);
+  return out;
 }
 
 async function fallbackIndex(ctx: RepoContext, subject: string, signal?: AbortSignal): Promise<Index | undefined> {

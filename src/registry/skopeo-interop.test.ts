@@ -6,15 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { LocalStore } from '../store/store.js';
 import { buildModel } from '../build/build-model.js';
 import { makeModelDir, tempDir } from '../test-support/tmp.js';
 import { requirePeer, runCommand } from '../test-support/peers.js';
 import { startDockerRegistry } from '../test-support/registry-peer.js';
 import { mpk } from '../test-support/cli.js';
+import { writeImageLayout } from '../test-support/image-layout.js';
 
 const sha = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -76,42 +76,8 @@ test('mpk pulls and extracts a model artifact that skopeo pushed', async (t) => 
 test('mpk pulls and inspects a container image that skopeo pushed', async (t) => {
   if (!requirePeer(t, 'docker-registry') || !requirePeer(t, 'skopeo')) return;
   const reg = await startDockerRegistry(t);
-  // A one-layer image laid out by hand (gzip tar layer, OCI image config).
   const layout = await tempDir(t);
-  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
-  const put = async (b: Buffer) => {
-    await writeFile(join(layout, 'blobs', 'sha256', sha(b).slice(7)), b);
-    return { digest: sha(b), size: b.length };
-  };
-  const tarBlock = Buffer.alloc(1024 * 3); // an empty tar: two zero blocks are enough for readers
-  const layerGz = gzipSync(tarBlock);
-  const layer = await put(layerGz);
-  const config = await put(
-    Buffer.from(
-      JSON.stringify({
-        created: '2026-01-01T00:00:00Z',
-        architecture: 'amd64',
-        os: 'linux',
-        config: {},
-        rootfs: { type: 'layers', diff_ids: [sha(tarBlock)] },
-        history: [{ created: '2026-01-01T00:00:00Z', created_by: 'test' }],
-      }),
-    ),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-    }),
-  );
-  const m = await put(manifest);
-  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(
-    join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'img' } }] }),
-  );
+  const digest = await writeImageLayout(layout);
   const ref = `${reg.host}/sk/image:v1`;
   const r = await runCommand('skopeo', ['copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${layout}:img`, `docker://${ref}`]);
   assert.equal(r.code, 0, r.stderr);
@@ -122,6 +88,6 @@ test('mpk pulls and inspects a container image that skopeo pushed', async (t) =>
   const inspect = await mpk(env, layout, 'inspect', '--json', ref);
   assert.equal(inspect.code, 0, inspect.stderr);
   const details = JSON.parse(inspect.stdout);
-  assert.equal(details.digest, m.digest);
+  assert.equal(details.digest, digest);
   assert.equal(details.kind, 'oci-image');
 });

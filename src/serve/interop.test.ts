@@ -7,14 +7,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { buildModel } from '../build/build-model.js';
 import { extractModel } from '../extract/extract.js';
 import { LocalStore } from '../store/store.js';
 import { pullModel, pushModel, transfer } from '../transfer/transfer.js';
 import { startFaultProxy } from '../test-support/fault-proxy.js';
+import { writeImageLayout } from '../test-support/image-layout.js';
 import { requirePeer, runCommand } from '../test-support/peers.js';
 import { request, startTestServer } from '../test-support/serve.js';
 import { tempDir, writeTree } from '../test-support/tmp.js';
@@ -90,32 +90,6 @@ test('mpk resumes through faults: a failed PATCH goes on from the upload status;
   assert.deepEqual(await store2.blobs.read({ mediaType: 'x/y', digest: weight, size: m.files['model.safetensors']!.length }, 8 * MiB), m.files['model.safetensors']);
 });
 
-/** A one-layer container image in an OCI layout (gzip tar layer, OCI config), tagged `img`. */
-async function imageLayout(dir: string): Promise<string> {
-  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-  const put = async (b: Buffer) => {
-    await writeFile(join(dir, 'blobs', 'sha256', sha(b).slice(7)), b);
-    return { digest: sha(b), size: b.length };
-  };
-  const tar = Buffer.alloc(1024 * 3);
-  const layer = await put(gzipSync(tar));
-  const config = await put(
-    Buffer.from(JSON.stringify({ created: '2026-01-01T00:00:00Z', architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha(tar)] }, history: [{ created: '2026-01-01T00:00:00Z', created_by: 'test' }] })),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-    }),
-  );
-  const m = await put(manifest);
-  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'img' } }] }));
-  return m.digest;
-}
-
 async function layoutDigest(dir: string): Promise<string> {
   return JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')).manifests[0].digest;
 }
@@ -127,7 +101,7 @@ async function skopeoRoundTrip(t: TestContext, host: string, creds: string[]): P
   };
   // A container image, there and back.
   const img = await tempDir(t);
-  const imgDigest = await imageLayout(img);
+  const imgDigest = await writeImageLayout(img);
   await skopeo('--preserve-digests', ...creds.flatMap((c) => ['--dest-creds', c]), `oci:${img}:img`, `docker://${host}/sk/image:v1`);
   const back = join(await tempDir(t), 'image');
   await skopeo(...creds.flatMap((c) => ['--src-creds', c]), `docker://${host}/sk/image:v1`, `oci:${back}:img`);
@@ -155,7 +129,7 @@ test('skopeo with basic auth: refused without credentials, round trip with them'
   await writeFile(join(dir, 'htpasswd'), line.stdout);
   const s = await startTestServer(t, { htpasswd: join(dir, 'htpasswd') });
   const img = await tempDir(t);
-  await imageLayout(img);
+  await writeImageLayout(img);
   const denied = await runCommand('skopeo', ['copy', '--dest-tls-verify=false', '--dest-no-creds', `oci:${img}:img`, `docker://${s.host}/sk/denied:v1`]);
   assert.notEqual(denied.code, 0);
   assert.match(denied.stderr, /unauthorized|authentication required/i);
