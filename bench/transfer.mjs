@@ -9,12 +9,13 @@
 //    push:  skopeo copy --preserve-digests oci:STORE:bench:v1 docker://…   vs  mpk push
 //    pull:  skopeo copy --dest-oci-accept-uncompressed-layers docker://… oci:OUT   vs  mpk pull (fresh store)
 //    Every run gets a fresh registry (data wiped), so nothing is skipped. Medians of RUNS; peak RSS
-//    (VmHWM) of the client. Then a no-op re-push by mpk (everything present).
+//    (VmHWM) of the client. Then a no-op re-push by mpk (everything present), and the fetch floor:
+//    curl -o of every blob at once, nothing verified (what the sockets and the page cache cost).
 // 2. A model of FILES small files: mpk push and pull, per-blob cost against the registry's round
 //    trip (median HEAD /v2/ latency measured here); --skopeo-small times skopeo on it too (slow).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 
@@ -120,6 +121,26 @@ async function roundTripMs(host) {
   return median(times);
 }
 
+/**
+ * What fetching and writing the same bytes costs with no verification at all: curl fetching every
+ * blob at once into files. The floor any verifying pull stands on here (the sockets, the page
+ * cache); checks each file's size, so the work is real.
+ */
+async function fetchFloor(host, dir) {
+  mkdirSync(dir, { recursive: true });
+  const get = (path, accept) =>
+    new Promise((res, rej) => http.get(`http://${host}${path}`, { headers: { accept } }, (r) => { const c = []; r.on('data', (d) => c.push(d)).on('end', () => res(Buffer.concat(c))); }).on('error', rej));
+  const manifest = JSON.parse((await get('/v2/mpk/model/manifests/v1', 'application/vnd.oci.image.manifest.v1+json')).toString());
+  const blobs = [manifest.config, ...manifest.layers];
+  const script = blobs.map((b, i) => `curl -sf http://${host}/v2/mpk/model/blobs/${b.digest} -o ${dir}/${i} &`).join('\n') + '\nwait';
+  const m = await measured('bash', ['-c', script]);
+  blobs.forEach((b, i) => {
+    if (statSync(join(dir, String(i))).size !== b.size) throw new Error(`fetch floor: blob ${b.digest} came out short`);
+  });
+  rmSync(dir, { recursive: true, force: true });
+  return m.ms;
+}
+
 try {
   spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   const data = join(base, 'registry');
@@ -128,7 +149,7 @@ try {
     makeBig(dir);
     const store = join(base, 'store');
     await mpk(store, 'build', '-q', '-t', 'bench:v1', dir);
-    const res = { skPush: [], mpkPush: [], skPull: [], mpkPull: [], skPushRss: [], mpkPushRss: [], skPullRss: [], mpkPullRss: [], noop: [] };
+    const res = { skPush: [], mpkPush: [], skPull: [], mpkPull: [], skPushRss: [], mpkPushRss: [], skPullRss: [], mpkPullRss: [], noop: [], floor: [] };
     for (let r = 0; r < RUNS; r++) {
       let host = startRegistry(data);
       let s = await skopeo('copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${store}:bench:v1`, `docker://${host}/sk/model:v1`);
@@ -150,6 +171,7 @@ try {
       res.mpkPull.push(m.ms);
       res.mpkPullRss.push(m.rssKb);
       rmSync(fresh, { recursive: true, force: true });
+      res.floor.push(await fetchFloor(host, join(base, `floor-${r}`)));
       stopRegistry();
       process.stderr.write(`run ${r + 1}/${RUNS} done\n`);
     }
@@ -158,6 +180,7 @@ try {
     console.log(`\n== ${SIZE_MIB} MiB model (2 shards + 3 small files), docker-registry 2.8 on 127.0.0.1, medians of ${RUNS}`);
     console.log(`push: skopeo ${fmt(median(res.skPush))} (RSS ${mib(median(res.skPushRss))})  mpk ${fmt(median(res.mpkPush))} (RSS ${mib(median(res.mpkPushRss))})  -> mpk ${push.toFixed(2)}x skopeo's speed (target >= 1.0x)`);
     console.log(`pull: skopeo ${fmt(median(res.skPull))} (RSS ${mib(median(res.skPullRss))})  mpk ${fmt(median(res.mpkPull))} (RSS ${mib(median(res.mpkPullRss))})  -> mpk ${pull.toFixed(2)}x skopeo's speed (target >= 4x)`);
+    console.log(`fetch floor: curl -o of every blob at once, nothing verified, ${fmt(median(res.floor))} -> ${(median(res.skPull) / median(res.floor)).toFixed(2)}x skopeo's speed; mpk's verified pull takes ${(median(res.mpkPull) / median(res.floor)).toFixed(2)}x its time`);
     console.log(`mpk throughput: push ${((SIZE_MIB * 1000) / median(res.mpkPush)).toFixed(0)} MiB/s, pull ${((SIZE_MIB * 1000) / median(res.mpkPull)).toFixed(0)} MiB/s; peak RSS max ${mib(Math.max(...res.mpkPushRss, ...res.mpkPullRss))} (target < 150 MB)`);
     console.log(`no-op re-push (all present): ${fmt(median(res.noop))} (target < 0.5 s, includes node start-up)`);
     rmSync(dir, { recursive: true, force: true });

@@ -171,6 +171,16 @@ test('a corrupt blob fails the whole extract with exit-4 CORRUPT and leaves noth
   assert.deepEqual(await readdir(root), []);
 });
 
+test('a stored blob with bytes past its size fails extract as CORRUPT (reads stop at the end of file, not at the size)', async (t) => {
+  const store = await handMade(t, [{ bytes: Buffer.from('weights!'), path: 'w.bin' }]);
+  const blob = store.blobs.path(digestBytes(Buffer.from('weights!')));
+  await chmod(blob, 0o644);
+  await writeFile(blob, 'weights!+more');
+  const root = await tempDir(t);
+  await rejectsWith(extractModel(store, 'hand:1', join(root, 'out')), 'CORRUPT');
+  assert.deepEqual(await readdir(root), []);
+});
+
 test('tar, tar+gzip and tar+zstd layers (cncf and legacy cnai) are read; links inside are skipped', async (t) => {
   const tar = await tarOf([
     { name: 'ckpt/', type: 'directory', mode: 0o755 },

@@ -17,7 +17,7 @@ import { modelView, type ModelFile } from '../modelpack/model-view.js';
 import { VerifyStream } from '../oci/digest.js';
 import { ANNOTATION_TITLE, filepathAnnotation, type LayerKind } from '../oci/media-types.js';
 import type { LocalStore } from '../store/store.js';
-import { READ_CHUNK } from '../store/blobs.js';
+import { readChunkFor } from '../store/blobs.js';
 import { Staging } from './staging.js';
 import { extractTarLayer } from './tar-layer.js';
 
@@ -92,7 +92,7 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
     const base = { kind: f.kind, digest: f.layer.digest, linked: false, unchanged: false };
     if (f.encoding !== 'raw' && f.encoding !== 'other') {
       const entries = await extractTarLayer({
-        blob: createReadStream(blob, { highWaterMark: READ_CHUNK }).on('data', (c) => progress(c.length)),
+        blob: createReadStream(blob, { highWaterMark: readChunkFor(f.layer.size) }).on('data', (c) => progress(c.length)),
         layer: f.layer,
         encoding: f.encoding,
         staging,
@@ -196,7 +196,7 @@ async function copyVerified(blob: string, tmp: string, f: ModelFile, progress: (
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await pipeline(
-      createReadStream(blob, { highWaterMark: READ_CHUNK }),
+      createReadStream(blob, { highWaterMark: readChunkFor(f.layer.size) }),
       new VerifyStream(f.layer),
       async (src: AsyncIterable<Buffer>) => {
         for await (const chunk of src) {

@@ -17,6 +17,16 @@ import type { Lease } from './lease.js';
 /** Read size for blobs: 1 MiB reads hash ~40% faster than the default 64 KiB. */
 export const READ_CHUNK = 1024 * 1024;
 
+/**
+ * The read size for a file expected to hold `remaining` more bytes: at most what is left plus one
+ * (so the end of file is still seen, and a file longer than expected still fails verification).
+ * A file stream allocates a buffer of this size for every read: 1 MiB for each small file of a
+ * 10,000-file model kept the collector busy (bench/transfer push 94.5 -> 70.2 s, CPU per blob halved).
+ */
+export function readChunkFor(remaining: number): number {
+  return Math.max(1, Math.min(READ_CHUNK, remaining + 1));
+}
+
 export class BlobPool {
   readonly ingestDir: string;
   private ingestReady = false;
@@ -57,7 +67,7 @@ export class BlobPool {
       }
       throw fsError(e, p);
     });
-    return fh.createReadStream({ highWaterMark: READ_CHUNK, start: offset });
+    return fh.createReadStream({ highWaterMark: readChunkFor(desc.size - offset), start: offset });
   }
 
   /** Reads a whole small blob (manifests, configs), verified, refusing anything over maxBytes. */
