@@ -12,20 +12,15 @@
 // Medians of RUNS. Files are warm in the page cache for every contender.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { MPK as MPK_BIN, fmt, median, opt, root, scratch } from './common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
 const SIZE_MIB = Number(opt('size-mib', 2048));
 const FILES = Number(opt('files', 10000));
 const RUNS = Number(opt('runs', 3));
-const base = mkdtempSync(join(opt('dir', '/tmp'), 'mpk-bench-'));
-const root = new URL('..', import.meta.url).pathname;
-const MPK = [join(root, 'bin', 'mpk.js')];
+const base = scratch('mpk-bench-');
+const MPK = [MPK_BIN];
 const RSS = join(root, 'bench', 'rss.cjs');
 
 function timed(cmd, argv, opts = {}) {
@@ -36,10 +31,8 @@ function timed(cmd, argv, opts = {}) {
   const rss = /BENCH_MAXRSS_KB=(\d+)/.exec(r.stderr ?? '');
   return { ms, rssKb: rss ? Number(rss[1]) : undefined, stdout: r.stdout };
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mpk = (home, ...a) => timed(process.execPath, ['--require', RSS, ...MPK, ...a], { env: { ...process.env, MPK_HOME: home } });
 const sh = (script) => timed('bash', ['-c', script]);
-const fmt = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
 try {
   // ---- 1. large model

@@ -16,25 +16,17 @@
 // docker-registry with log level warn and no access log. Servers are stopped by their PIDs.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { MPK, PEERS, median, opt, scratch } from './common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
 const SIZE_MIB = Number(opt('size-mib', 2048));
 const RUNS = Number(opt('runs', 5));
 const WRK_S = Number(opt('wrk-seconds', 10));
-const base = mkdtempSync(join(opt('dir', '/tmp'), 'mpk-bench-serve-'));
-const root = new URL('..', import.meta.url).pathname;
-const MPK = join(root, 'bin', 'mpk.js');
-const PEERS = join(root, '..', 'shared', 'peers');
+const base = scratch('mpk-bench-serve-');
 const live = new Set(); // servers to stop on the way out
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mibs = (bytes, s) => bytes / 1048576 / s;
 
 function freePort() {

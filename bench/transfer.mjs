@@ -15,28 +15,18 @@
 //    trip (median HEAD /v2/ latency measured here); --skopeo-small times skopeo on it too (slow).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { MPK, PEERS, fmt, flag, median, mib, opt, root, scratch } from './common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
 const SIZE_MIB = Number(opt('size-mib', 2048));
 const FILES = Number(opt('files', 10000));
 const RUNS = Number(opt('runs', 3));
-const SKOPEO_SMALL = args.includes('--skopeo-small');
-const base = mkdtempSync(join(opt('dir', '/tmp'), 'mpk-bench-transfer-'));
-const root = new URL('..', import.meta.url).pathname;
-const MPK = join(root, 'bin', 'mpk.js');
-const PEERS = join(root, '..', 'shared', 'peers');
+const SKOPEO_SMALL = flag('skopeo-small');
+const base = scratch('mpk-bench-transfer-');
 let registryPid;
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (ms) => `${(ms / 1000).toFixed(2)} s`;
-const mib = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
 
 /** Runs a command; resolves with wall ms and the peak RSS (VmHWM) polled from /proc. */
 function measured(cmd, argv, env = process.env) {

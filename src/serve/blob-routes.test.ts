@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { putBlob, request, specError, startTestServer } from '../test-support/serve.js';
 
 test('GET and HEAD of a blob: 200 with length, type and digest; HEAD has no body', async (t) => {
@@ -41,6 +42,40 @@ test('Range gives 206 with Content-Range (from, suffix, open end); an unsatisfia
   const bad = await request(`${s.url}/v2/r/blobs/${d}`, { headers: { range: 'bytes=1000-' } });
   assert.equal(bad.status, 416);
   assert.equal(bad.headers['content-range'], 'bytes */1000');
+});
+
+test('blobs spanning many 4 MiB reads come whole, and a Range across buffers is exact', async (t) => {
+  const s = await startTestServer(t);
+  const blob = randomBytes(13 * 1024 * 1024 + 5); // four reads: each buffer used twice
+  const d = await putBlob(s.url, 'big', blob);
+  const [a, b] = await Promise.all([request(`${s.url}/v2/big/blobs/${d}`), request(`${s.url}/v2/big/blobs/${d}`)]);
+  assert.ok(a.body.equals(blob) && b.body.equals(blob), 'two concurrent downloads, both byte for byte');
+  const from = 4 * 1024 * 1024 - 3;
+  const to = 9 * 1024 * 1024 + 11;
+  const r = await request(`${s.url}/v2/big/blobs/${d}`, { headers: { range: `bytes=${from}-${to}` } });
+  assert.equal(r.status, 206);
+  assert.ok(r.body.equals(blob.subarray(from, to + 1)));
+});
+
+test('a client that leaves mid-download frees the server: later downloads work and close() does not wait on it', async (t) => {
+  const s = await startTestServer(t);
+  const blob = randomBytes(24 * 1024 * 1024);
+  const d = await putBlob(s.url, 'gone', blob);
+  const got = await new Promise<number>((resolve, reject) => {
+    const req = http.get(`${s.url}/v2/gone/blobs/${d}`, (res) => {
+      res.once('data', (c: Buffer) => {
+        req.destroy(); // after the first bytes, with most of the body unsent
+        resolve(c.length);
+      });
+    });
+    req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
+  });
+  assert.ok(got > 0 && got < blob.length);
+  const again = await request(`${s.url}/v2/gone/blobs/${d}`);
+  assert.ok(again.body.equals(blob));
+  const t0 = Date.now();
+  await s.close();
+  assert.ok(Date.now() - t0 < 5000, `close() took ${Date.now() - t0} ms`);
 });
 
 test('no range of an empty blob is satisfiable (416 bytes */0, never a 206 of bytes 0--1)', async (t) => {
