@@ -85,7 +85,10 @@ test('close() waits for a collection under way before it gives up the root', asy
   const gc = s.collect(0).finally(() => (settled = true));
   await s.close();
   assert.equal(settled, true, 'the root was released while the collection still ran');
-  assert.equal((await gc).uploadsRemoved, 300);
+  // The periodic sweep (every second with this time-to-live) may take some of them at the same
+  // time; each session is counted by the pass that removed it, so look at the folder.
+  assert.ok((await gc).uploadsRemoved > 0);
+  assert.deepEqual(await readdir(join(s.root, 'uploads')), [], 'every expired session is gone');
   const release = await lockRoot(s.root, 'the test');
   await release();
 });

@@ -29,6 +29,9 @@ export async function sendFile(fh: FileHandle, start: number, end: number, res: 
       await writing;
       if (gone) return;
       writing = write(res, buf.subarray(0, bytesRead));
+      // It may fail (client gone) while the next read is under way, before it is awaited: handled
+      // here too, or the rejection would be unhandled and bring the server down.
+      writing.catch(() => undefined);
     }
     await writing;
     if (!gone) res.end();

@@ -3,7 +3,8 @@
  * the auth files, listens (TLS with a certificate and key), and runs until `close()`, which stops
  * accepting, lets running requests finish (up to `shutdownTimeoutMs`), then cuts the rest; an
  * interrupted upload stays resumable. Limits: request headers (16 KiB), header and idle time-outs
- * (no total time-out: a large blob may take an hour), concurrent blob writes, and 4 MiB manifests.
+ * (no total time-out: a large blob may take an hour, but a blob body must keep a minimum rate),
+ * concurrent blob writes, open upload sessions, and 4 MiB manifests.
  * Security default: an open registry only on a loopback address.
  */
 import http from 'node:http';
@@ -44,6 +45,15 @@ export interface ServeOptions {
   gcIntervalMs?: number;
   gcGraceMs?: number;
   maxUploads?: number;
+  /** Upload sessions open at once, counted on disk; past it a new session is a 429 (default 10000). */
+  maxUploadSessions?: number;
+  /**
+   * Blob bodies (PATCH, PUT, monolithic POST) slower than this many bytes/s over the window
+   * (default 60 s) are cut with a 408, what arrived kept (default 1024; 0 = no minimum).
+   */
+  minUploadRate?: number;
+  /** The window `minUploadRate` is measured over (default 60 s; tests use a short one). */
+  minUploadRateWindowMs?: number;
   /** Bytes of manifest bodies held in memory at once (default 64 MiB). */
   manifestMemoryBytes?: number;
   maxHashWorkers?: number;
@@ -118,6 +128,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     fsync: !!opts.fsync,
     ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
     ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
+    maxSessions: opts.maxUploadSessions ?? 10_000,
+    minRate: opts.minUploadRate ?? 1024,
+    ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
+  });
+  // The sessions a previous run left count against --max-upload-sessions from the start.
+  await uploads.countSessions().catch(async (e: unknown) => {
+    await release();
+    throw e;
   });
   const gate = new Gate();
   let base = '';

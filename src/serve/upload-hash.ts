@@ -78,6 +78,49 @@ export class FollowerHash implements UploadHash {
   }
 }
 
+/** What a session holds of its hash. */
+export interface Hashed {
+  readonly data: string;
+  hash: UploadHash | undefined;
+}
+
+/**
+ * The worker threads hashing large uploads: at most `max` at once. An upload reaching `minBytes`
+ * switches to one when one is free; otherwise it stays inline.
+ */
+export class HashWorkers {
+  private used = 0;
+  constructor(
+    readonly max: number,
+    readonly minBytes: number,
+  ) {}
+
+  get free(): boolean {
+    return this.used < this.max;
+  }
+
+  /** Switches `s` to a worker hash (it re-reads the file's first `written` bytes), if one is free. */
+  follow(s: Hashed, written: number): void {
+    if (!this.free) return;
+    let f: FollowerHash;
+    try {
+      f = new FollowerHash(s.data, written);
+    } catch {
+      return; // no thread to be had: stay inline
+    }
+    this.release(s);
+    s.hash = f;
+    this.used++;
+  }
+
+  /** Drops the session's hash (and its worker, if it has one). */
+  release(s: Hashed): void {
+    if (s.hash?.follower) this.used--;
+    s.hash?.close();
+    s.hash = undefined;
+  }
+}
+
 /** Digest of a whole file. */
 export async function hashFile(path: string, algorithm: DigestAlgorithm): Promise<{ digest: string; size: number }> {
   const d = new Digester(algorithm);

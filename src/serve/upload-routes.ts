@@ -39,7 +39,8 @@ export async function postUpload(ctx: RequestCtx, name: string): Promise<void> {
   const digest = mount === null ? query.get('digest') : null;
   if (digest !== null) {
     const parsed = checkDigest(digest);
-    const s = await ctx.uploads.create(name);
+    // Transient: removed below whatever happens, so it is made even at --max-upload-sessions.
+    const s = await ctx.uploads.create(name, { transient: true });
     const location = uploadLocation(name, s.id);
     try {
       await ctx.uploads.append(s, ctx.req, { length: contentLength(ctx.req), location });
@@ -54,6 +55,8 @@ export async function postUpload(ctx: RequestCtx, name: string): Promise<void> {
   if (hasBody(ctx.req) && mount === null) {
     throw new ServeError(400, 'BLOB_UPLOAD_INVALID', 'a POST with a body needs ?digest=<digest> (or send it with PATCH/PUT to a session)');
   }
+  // A session that outlives this request (also a mount that found nothing): counted against
+  // --max-upload-sessions, 429 at the limit. A mount that succeeded has answered above.
   const s = await ctx.uploads.create(name);
   send(ctx.req, ctx.res, 202, uploadHeaders(s, 0, uploadLocation(name, s.id)));
 }

@@ -4,20 +4,23 @@
  * file's size, so a session survives a kill -9: after a restart the client asks for its status
  * (GET → Range) and goes on, and the file is hashed again at close. Nothing here is ever served:
  * a blob appears in the pool only by rename of a data file whose digest was checked. Sessions
- * untouched for the time-to-live are removed by `sweep()`.
+ * untouched for the time-to-live are removed by `sweep()`. The sessions on disk are counted and
+ * capped (session-count.ts); the bodies are appended by append-body.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ParsedDigest } from '../oci/digest.js';
 import type { BlobPool } from '../store/blobs.js';
+import { appendBody, type Target } from './append-body.js';
 import { syncDir, syncFile } from './durable.js';
-import { FileAppender } from './file-appender.js';
-import { BodyInterrupted, ServeError, uploadUnknown } from './errors.js';
+import { ServeError, uploadUnknown } from './errors.js';
+import type { MinRate } from './min-rate.js';
 import { isUploadId } from './router.js';
-import { FollowerHash, InlineHash, hashFile, type UploadHash } from './upload-hash.js';
+import { SessionCount } from './session-count.js';
+import { HashWorkers, InlineHash, hashFile } from './upload-hash.js';
 
 export interface UploadsOptions {
   /** Sessions untouched for this long are removed (default 24 h). */
@@ -34,18 +37,19 @@ export interface UploadsOptions {
   followMinBytes?: number;
   /** Flush a blob's bytes before it enters the pool, and the pool folder after (`--fsync`). */
   fsync?: boolean;
+  /** Sessions open at once; past it, opening one more is a 429 (default: no limit). */
+  maxSessions?: number;
+  /** Bodies slower than this (bytes/s over `minRateWindowMs`, default 60 s) are cut (default 0: none). */
+  minRate?: number;
+  minRateWindowMs?: number;
 }
 
-export interface Session {
+export interface Session extends Target {
   readonly id: string;
   readonly name: string;
   readonly dir: string;
-  readonly data: string;
   busy: boolean;
-  hash: UploadHash | undefined;
   lastUsed: number;
-  /** Set while a body is being appended: stops it (DELETE of the session). */
-  abort: (() => void) | undefined;
 }
 
 export class Uploads {
@@ -53,12 +57,12 @@ export class Uploads {
   readonly ttlMs: number;
   private readonly sessions = new Map<string, Session>();
   private readonly loading = new Map<string, Promise<Session | undefined>>();
-  private followers = 0;
   /** Closes that had to hash the whole file again (after a restart, a failed write, another algorithm). */
   rehashed = 0;
-  private readonly maxFollowers: number;
-  private readonly followMin: number;
+  private readonly workers: HashWorkers;
   private readonly fsync: boolean;
+  private readonly count: SessionCount;
+  private readonly minRate: MinRate;
 
   constructor(
     root: string,
@@ -67,18 +71,39 @@ export class Uploads {
   ) {
     this.dir = join(root, 'uploads');
     this.ttlMs = opts.ttlMs ?? 24 * 3600_000;
-    this.maxFollowers = opts.maxFollowers ?? (availableParallelism() >= 4 ? 2 : 0);
-    this.followMin = opts.followMinBytes ?? 128 * 1024 * 1024;
+    this.workers = new HashWorkers(opts.maxFollowers ?? (availableParallelism() >= 4 ? 2 : 0), opts.followMinBytes ?? 128 * 1024 * 1024);
     this.fsync = opts.fsync ?? false;
+    this.count = new SessionCount(this.dir, opts.maxSessions ?? Infinity);
+    this.minRate = { bytesPerSecond: opts.minRate ?? 0, windowMs: opts.minRateWindowMs ?? 60_000 };
   }
 
-  async create(name: string): Promise<Session> {
+  /** Sessions on disk: the folder is read once (the server does it before it listens), then counted. */
+  async countSessions(): Promise<number> {
+    await this.count.ready();
+    return this.count.open;
+  }
+
+  /**
+   * A new session; at the limit of open sessions, a 429 TOOMANYREQUESTS. A `transient` one (a
+   * monolithic POST's, removed by its own request before it answers, whatever happens) is made
+   * even at the limit: it never outlives its request, and those writing at once are bounded by
+   * `--max-uploads`, so the folders on disk stay under the limit plus that. It is counted while it
+   * exists (it is on disk), so the sessions a client can keep stay bounded.
+   */
+  async create(name: string, opts: { transient?: boolean } = {}): Promise<Session> {
+    const transient = opts.transient ?? false;
+    await this.count.reserve(transient);
     const id = randomUUID();
     const dir = join(this.dir, id);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'info.json'), JSON.stringify({ name, created: new Date().toISOString() }));
-    await writeFile(join(dir, 'data'), '', { flag: 'wx', mode: 0o644 });
-    const s = this.session(id, name);
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'info.json'), JSON.stringify({ name, created: new Date().toISOString() }));
+      await writeFile(join(dir, 'data'), '', { flag: 'wx', mode: 0o644 });
+    } catch (e) {
+      await this.count.abandon(id);
+      throw e;
+    }
+    const s = this.session(id, name, transient);
     this.sessions.set(id, s);
     return s;
   }
@@ -112,9 +137,9 @@ export class Uploads {
     }
   }
 
-  private session(id: string, name: string): Session {
+  private session(id: string, name: string, transient = false): Session {
     const dir = join(this.dir, id);
-    return { id, name, dir, data: join(dir, 'data'), busy: false, hash: undefined, lastUsed: Date.now(), abort: undefined };
+    return { id, name, dir, data: join(dir, 'data'), transient, busy: false, hash: undefined, lastUsed: Date.now(), abort: undefined };
   }
 
   /** Bytes held by the session (its data file's size). */
@@ -129,7 +154,8 @@ export class Uploads {
   /**
    * Appends a request body. With `start`, it must be the session's size (else 416 with the
    * current Range). Resolves with the new size; rejects with BodyInterrupted when the client
-   * went away (what arrived is kept: the client may resume from the session's status).
+   * went away, or 408 when the body came slower than the minimum rate (what arrived is kept: the
+   * client may resume from the session's status).
    */
   async append(s: Session, body: Readable, opts: { start?: number; length?: number; location: string }): Promise<number> {
     if (s.busy) throw rangeError(s, await this.size(s), opts.location, 'another request is writing to this upload');
@@ -140,115 +166,15 @@ export class Uploads {
         throw rangeError(s, size, opts.location, `the chunk starts at ${opts.start}; the upload holds ${size} bytes`);
       }
       if (opts.length === 0) return size;
-      if (!s.hash?.follower && size + (opts.length ?? 0) >= this.followMin) this.follow(s, size);
+      if (!s.hash?.follower && size + (opts.length ?? 0) >= this.workers.minBytes) this.workers.follow(s, size);
       if (!s.hash) s.hash = await InlineHash.fromFile(s.data, size);
-      return await this.write(s, body, size, opts.length);
+      const resumeHeaders = (n: number): Record<string, string> => uploadHeaders(s, n, opts.location);
+      return await appendBody(s, body, { start: size, length: opts.length, workers: this.workers, minRate: this.minRate, resumeHeaders });
     } finally {
       s.busy = false;
       s.abort = undefined;
       s.lastUsed = Date.now();
     }
-  }
-
-  /** Switches the session to a worker hash (it re-reads the file from byte 0), if one is free. */
-  private follow(s: Session, written: number): void {
-    if (this.followers >= this.maxFollowers) return;
-    let f: FollowerHash;
-    try {
-      f = new FollowerHash(s.data, written);
-    } catch {
-      return; // no thread to be had: stay inline
-    }
-    this.release(s);
-    s.hash = f;
-    this.followers++;
-  }
-
-  private release(s: Session): void {
-    if (s.hash?.follower) this.followers--;
-    s.hash?.close();
-    s.hash = undefined;
-  }
-
-  /**
-   * Appends the body. With `length` (Content-Length, or a Content-Range sent without one), a body
-   * of another length is a 400 SIZE_INVALID: a chunk that would go past it is refused whole (the
-   * file never holds bytes beyond the declared range), and what a shorter body brought is kept.
-   */
-  private async write(s: Session, body: Readable, start: number, length?: number): Promise<number> {
-    const file = await FileAppender.open(s.data);
-    // A client that left while this request waited (admission queue, sign-in, the disk) has a
-    // destroyed body whose 'close' already fired: listening now would wait forever, holding the
-    // session and the admission slot. (Nothing is awaited between this check and the listeners.)
-    if (body.destroyed) {
-      await file.end();
-      throw new BodyInterrupted('the client closed the connection');
-    }
-    let received = start;
-    let failure: unknown;
-    await new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (err?: unknown): void => {
-        if (done) return;
-        done = true;
-        failure = err;
-        body.off('data', onData);
-        resolve();
-      };
-      let full = false; // the file's queue is full
-      const resume = (): void => {
-        if (!done && !full && !s.hash?.busy) body.resume();
-      };
-      const onData = (chunk: Buffer): void => {
-        if (length !== undefined && received + chunk.length - start > length) {
-          finish(sizeMismatch(length, 'more'));
-          return;
-        }
-        received += chunk.length;
-        if (s.hash && !s.hash.follower && received >= this.followMin && this.followers < this.maxFollowers) {
-          // Past the threshold, switch to a worker: it reads back what is written, then gets the rest.
-          this.follow(s, start + file.written);
-          if (s.hash?.follower) for (const p of file.unwritten()) s.hash.update(p);
-        }
-        s.hash?.update(chunk);
-        try {
-          full = !file.write(chunk);
-        } catch (e) {
-          this.release(s); // the hash saw bytes the file did not get
-          finish(e);
-          body.destroy();
-          return;
-        }
-        if (full) {
-          body.pause();
-          file.onDrain(() => {
-            full = false;
-            resume();
-          });
-        }
-        if (s.hash?.busy) {
-          body.pause();
-          s.hash.onRoom?.(resume);
-        }
-      };
-      body.on('data', onData);
-      body.once('end', () => finish(length !== undefined && received - start !== length ? sizeMismatch(length, 'fewer') : undefined));
-      body.once('close', () => finish(new BodyInterrupted('the client closed the connection')));
-      body.once('error', (e) => finish(new BodyInterrupted(e.message)));
-      s.abort = () => {
-        finish(new BodyInterrupted('the upload was cancelled'));
-        body.destroy();
-      };
-    });
-    // What arrived is written whole even when the client went away: the file stays a prefix of the stream.
-    try {
-      await file.end();
-    } catch (e) {
-      this.release(s);
-      throw e;
-    }
-    if (failure !== undefined) throw failure;
-    return start + file.written;
   }
 
   /**
@@ -264,7 +190,7 @@ export class Uploads {
       const size = await this.size(s);
       let got: string | undefined;
       if (s.hash && s.hash.algorithm === parsed.algorithm) got = await s.hash.digest(size).catch(() => undefined);
-      this.release(s);
+      this.workers.release(s);
       if (got === undefined) {
         this.rehashed++;
         got = (await hashFile(s.data, parsed.algorithm)).digest;
@@ -291,10 +217,11 @@ export class Uploads {
     await this.remove(s);
   }
 
+  /** Every removal of a session's folder goes through the count (see session-count.ts). */
   private async remove(s: Session): Promise<void> {
-    this.release(s);
+    this.workers.release(s);
     this.sessions.delete(s.id);
-    await rm(s.dir, { recursive: true, force: true });
+    await this.count.remove(s.id);
   }
 
   /**
@@ -305,7 +232,7 @@ export class Uploads {
   async sweep(now = Date.now(), ttlMs = this.ttlMs): Promise<number> {
     for (const s of [...this.sessions.values()]) {
       if (s.busy) continue;
-      if (now - s.lastUsed > 60_000) this.release(s);
+      if (now - s.lastUsed > 60_000) this.workers.release(s);
       if (now - s.lastUsed > 600_000) this.sessions.delete(s.id);
     }
     let ids: string[];
@@ -321,21 +248,16 @@ export class Uploads {
       const dir = join(this.dir, id);
       const times = await Promise.all(['', 'data', 'info.json'].map((f) => stat(join(dir, f)).then((st) => st.mtimeMs, () => 0)));
       if (now - Math.max(...times) <= ttlMs) continue;
-      if (live) this.release(live);
+      if (live) this.workers.release(live);
       this.sessions.delete(id);
-      await rm(dir, { recursive: true, force: true });
-      removed++;
+      if (await this.count.remove(id)) removed++;
     }
     return removed;
   }
 
   close(): void {
-    for (const s of this.sessions.values()) this.release(s);
+    for (const s of this.sessions.values()) this.workers.release(s);
   }
-}
-
-function sizeMismatch(length: number, what: 'more' | 'fewer'): ServeError {
-  return new ServeError(400, 'SIZE_INVALID', { reason: `the body has ${what} bytes than the ${length} its Content-Range or Content-Length declares` });
 }
 
 /** 416 with the current Range and Location, as the spec asks for an out-of-order chunk. */

@@ -7,7 +7,8 @@ import { run } from '../run.js';
 import { mpk } from '../../test-support/cli.js';
 import { putBlob, putImage, request, startTestServer } from '../../test-support/serve.js';
 import { tempDir } from '../../test-support/tmp.js';
-import { parseDuration } from './serve.js';
+import type { Ctx } from '../context.js';
+import { parseDuration, serveOptions } from './serve.js';
 
 test('mpk serve listens, logs each request, and stops cleanly on the signal', async (t) => {
   const root = join(await tempDir(t), 'root');
@@ -39,7 +40,7 @@ test('mpk serve refuses an open registry beyond loopback and bad flags (exit 2, 
     setTimeout(() => ac.abort(), 3000).unref(); // a server that starts after all is stopped, and the test fails
     return { stdout: { write: () => true }, stderr: { write: (s: string) => (sink.out += s) }, env: {}, cwd: dir, signal: ac.signal };
   };
-  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['--upload-ttl', '0'], ['--token-ttl', '0s'], ['bogus']]) {
+  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['--upload-ttl', '0'], ['--token-ttl', '0s'], ['--max-upload-sessions', '0'], ['--max-upload-sessions', '1.5'], ['--min-upload-rate', '-1'], ['--min-upload-rate', 'fast'], ['--min-upload-rate', ''], ['bogus']]) {
     const sink = { out: '' };
     const code = await run(['serve', '--root', join(dir, 'r'), ...args], io(sink));
     assert.equal(code, 2, args.join(' '));
@@ -72,6 +73,17 @@ test('mpk serve gc removes what nothing references (refused while a server holds
   const bad = await mpk({}, dir, 'serve', 'verify', '--root', s.root);
   assert.equal(bad.code, 4);
   assert.match(bad.stdout, new RegExp(`^CORRUPT ${img.layer}: content has digest sha256:`, 'm'));
+});
+
+test('--max-upload-sessions and --min-upload-rate reach the server options (0 turns the minimum rate off)', () => {
+  const ctx = { cwd: '/', env: {}, quiet: true, storeRoot: '/store', stdout: { write: () => true }, stderr: { write: () => true } } as unknown as Ctx;
+  const o = serveOptions(ctx, { 'max-upload-sessions': '25', 'min-upload-rate': '0' });
+  assert.equal(o.maxUploadSessions, 25);
+  assert.equal(o.minUploadRate, 0);
+  assert.equal(serveOptions(ctx, { 'min-upload-rate': '4096' }).minUploadRate, 4096);
+  const none = serveOptions(ctx, {});
+  assert.equal(none.maxUploadSessions, undefined, 'the server default (10000)');
+  assert.equal(none.minUploadRate, undefined, 'the server default (1024)');
 });
 
 test('durations', () => {

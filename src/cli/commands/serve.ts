@@ -32,13 +32,22 @@ function positiveDuration(flag: string, text: string): number {
   return ms;
 }
 
+/** A whole number of at least `min` (1: a zero would otherwise quietly mean the default or nothing). */
+function wholeNumber(flag: string, text: string, min: 0 | 1, example: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+    throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a ${min === 1 ? 'positive' : 'non-negative'} whole number`, { hint: `e.g. --${flag} ${example}` });
+  }
+  return n;
+}
+
 function rootOf(ctx: Ctx, v: Record<string, unknown>): string {
   return typeof v.root === 'string' ? resolve(ctx.cwd, v.root) : join(ctx.storeRoot ?? defaultStoreRoot(ctx.env), 'registry');
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions {
+export function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions {
   const file = (k: string): string | undefined => (typeof v[k] === 'string' ? resolve(ctx.cwd, v[k] as string) : undefined);
   const o: ServeOptions = { root: rootOf(ctx, v), addr: str(v.addr) ?? '127.0.0.1:5000' };
   const htpasswd = file('htpasswd');
@@ -63,11 +72,9 @@ function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions {
   if (typeof v['gc-interval'] === 'string') o.gcIntervalMs = parseDuration('gc-interval', v['gc-interval']);
   if (typeof v['gc-grace'] === 'string') o.gcGraceMs = parseDuration('gc-grace', v['gc-grace']);
   if (typeof v['token-ttl'] === 'string') o.tokenTtlSeconds = Math.max(1, Math.round(positiveDuration('token-ttl', v['token-ttl']) / 1000));
-  if (typeof v['max-uploads'] === 'string') {
-    const n = Number(v['max-uploads']);
-    if (!Number.isInteger(n) || n < 1) throw new PackError('USAGE', `--max-uploads ${JSON.stringify(v['max-uploads'])}: not a positive whole number`, { hint: 'e.g. --max-uploads 64' });
-    o.maxUploads = n;
-  }
+  if (typeof v['max-uploads'] === 'string') o.maxUploads = wholeNumber('max-uploads', v['max-uploads'], 1, '64');
+  if (typeof v['max-upload-sessions'] === 'string') o.maxUploadSessions = wholeNumber('max-upload-sessions', v['max-upload-sessions'], 1, '10000');
+  if (typeof v['min-upload-rate'] === 'string') o.minUploadRate = wholeNumber('min-upload-rate', v['min-upload-rate'], 0, '1024 (bytes/s; 0 = no minimum)');
   if (!ctx.quiet && !v.quiet) o.accessLog = (line) => void ctx.stdout.write(`${line}\n`);
   o.log = (line) => void ctx.stderr.write(`mpk serve: ${line}\n`);
   return o;
@@ -146,6 +153,8 @@ export const serveCommand: CommandSpec = {
     '--gc-interval DUR     collect garbage online this often (default off) …',
     '--gc-grace DUR        … sparing what is younger than this (default 1h; also for serve gc as --grace)',
     '--max-uploads N       requests writing blobs at once (default 64; more queue, then 429)',
+    '--max-upload-sessions N  upload sessions open at once (default 10000; more: 429 until some finish or are cancelled)',
+    '--min-upload-rate B   cut a blob body slower than B bytes/s over 60 s with a 408, keeping what arrived (default 1024; 0 = none)',
     '--fsync               flush every blob, manifest and tag to disk before answering (survives a power cut; slower)',
     '--log-format FMT      access log as text (default) or json, on stdout; -q for none',
     'gc: --grace DUR, --dry-run, --json     verify: --json',
@@ -165,6 +174,8 @@ export const serveCommand: CommandSpec = {
     'gc-interval': { type: 'string' },
     'gc-grace': { type: 'string' },
     'max-uploads': { type: 'string' },
+    'max-upload-sessions': { type: 'string' },
+    'min-upload-rate': { type: 'string' },
     'log-format': { type: 'string' },
     grace: { type: 'string' },
     'dry-run': { type: 'boolean' },
