@@ -280,3 +280,15 @@ export async function scratchFile(path: string): Promise<{ set(bytes: Uint8Array
     close: () => fh.close(),
   };
 }
+
+/** Mixed dtypes (sub-byte, BOOL, an empty tensor, a scalar): the tests' usual small header. */
+export const MIXED_TENSORS: TensorSpecs = {
+  'model.embed_tokens.weight': { dtype: 'BF16', shape: [32, 8] },
+  'model.norm.weight': { dtype: 'F32', shape: [8] },
+  'lm_head.weight': { dtype: 'BF16', shape: [32, 8] },
+  'packed.f4': { dtype: 'F4', shape: [6] },
+  'packed.f6': { dtype: 'F6_E2M3', shape: [4] },
+  'mask': { dtype: 'BOOL', shape: [3] },
+  'empty': { dtype: 'F16', shape: [0, 5] },
+  'scalar': { dtype: 'I64', shape: [] },
+};
