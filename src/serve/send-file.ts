@@ -13,11 +13,6 @@ export async function sendFile(fh: FileHandle, start: number, end: number, res: 
   const length = end - start + 1;
   const size = Math.min(chunk, length);
   const buffers = length > size ? [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] : [Buffer.allocUnsafeSlow(size)];
-  let gone: Error | undefined;
-  const onClose = (): void => {
-    if (!res.writableFinished) gone ??= new Error('the client closed the connection');
-  };
-  res.once('close', onClose);
   let writing: Promise<void> = Promise.resolve();
   try {
     for (let pos = start, turn = 0; pos <= end; turn ^= 1) {
@@ -27,18 +22,16 @@ export async function sendFile(fh: FileHandle, start: number, end: number, res: 
       if (bytesRead === 0) throw new Error(`the file ended at ${pos}, before ${end + 1}`);
       pos += bytesRead;
       await writing;
-      if (gone) return;
+      if (res.destroyed) return; // the client went away
       writing = write(res, buf.subarray(0, bytesRead));
       // It may fail (client gone) while the next read is under way, before it is awaited: handled
       // here too, or the rejection would be unhandled and bring the server down.
       writing.catch(() => undefined);
     }
     await writing;
-    if (!gone) res.end();
+    if (!res.destroyed) res.end();
   } catch {
     res.destroy(); // a client gone mid-body, or a file cut short: either way this response is over
-  } finally {
-    res.off('close', onClose);
   }
 }
 
