@@ -46,6 +46,8 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
     await file.end();
     throw new BodyInterrupted('the client closed the connection');
   }
+  // A worker hash gets the bytes after they are in the file; an inline one before (onData).
+  file.onWritten = (bufs) => s.hash?.written?.(bufs);
   let received = start;
   let failure: unknown;
   let slow: number | undefined; // the bytes of the last window, when cut for its rate
@@ -69,7 +71,12 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
         : undefined;
     let full = false; // the file's queue is full
     const resume = (): void => {
-      if (done || full || s.hash?.busy) return;
+      if (done || full) return;
+      // A worker hash grows busy as batches are written, not only in onData: wait for it here too.
+      if (s.hash?.busy) {
+        s.hash.onRoom?.(resume);
+        return;
+      }
       watch?.release();
       body.resume();
     };
@@ -81,11 +88,11 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
       received += chunk.length;
       watch?.add(chunk.length);
       if (s.hash && !s.hash.follower && received >= workers.minBytes && workers.free) {
-        // Past the threshold, switch to a worker: it reads back what is written, then gets the rest.
+        // Past the threshold, switch to a worker: it reads back what is written, then gets each
+        // batch as it is written (file.onWritten), including those queued now.
         workers.follow(s, start + file.written);
-        if (s.hash?.follower) for (const p of file.unwritten()) s.hash.update(p);
       }
-      s.hash?.update(chunk);
+      if (!s.hash?.follower) s.hash?.update(chunk);
       try {
         full = !file.write(chunk);
       } catch (e) {

@@ -13,10 +13,11 @@ const HIGH = 4 * 1024 * 1024;
 export class FileAppender {
   /** Bytes this appender has written to the file. */
   written = 0;
+  /** Called with each batch once it is in the file, in order; it may keep the buffers (they are not used here again). */
+  onWritten: ((bufs: Buffer[]) => void) | undefined;
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private inFlight = 0;
-  private inFlightBufs: Buffer[] = [];
   private writing: Promise<void> | undefined;
   private failure: unknown;
   private drainWaiter: (() => void) | undefined;
@@ -35,11 +36,6 @@ export class FileAppender {
     this.batchBytes += chunk.length;
     if (this.batchBytes >= BATCH) this.flush();
     return this.batchBytes + this.inFlight < HIGH;
-  }
-
-  /** Chunks queued or being written, in order: the bytes after `written`. */
-  unwritten(): Buffer[] {
-    return [...this.inFlightBufs, ...this.batch];
   }
 
   onDrain(cb: () => void): void {
@@ -69,7 +65,6 @@ export class FileAppender {
       return;
     }
     const bufs = this.batch;
-    this.inFlightBufs = bufs;
     this.inFlight = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
@@ -77,7 +72,7 @@ export class FileAppender {
       () => {
         this.written += this.inFlight;
         this.inFlight = 0;
-        this.inFlightBufs = [];
+        this.onWritten?.(bufs);
         this.writing = undefined;
         if (this.batchBytes >= BATCH || this.ending) this.flush();
         if (this.batchBytes + this.inFlight < HIGH && this.drainWaiter) {

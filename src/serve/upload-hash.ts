@@ -13,8 +13,10 @@ import { READ_CHUNK } from '../store/blobs.js';
 export interface UploadHash {
   readonly algorithm: DigestAlgorithm;
   readonly follower: boolean;
-  /** Bytes about to be appended, in order. */
+  /** Bytes about to be appended, in order (an inline hash). */
   update(chunk: Buffer): void;
+  /** Bytes just appended, in order, handed over for good (a worker hash). */
+  written?(bufs: Buffer[]): void;
   /** A worker hash whose buffer is full: the upload should pause until `onRoom`. */
   readonly busy?: boolean;
   onRoom?(cb: () => void): void;
@@ -48,9 +50,10 @@ export class InlineHash implements UploadHash {
 }
 
 /**
- * Bytes of a large upload go to the worker as they arrive, copied into its shared ring (a memcpy is
- * cheaper than reading the file back); a resumed session's kept prefix is read back from the file
- * first. While the ring is full the upload pauses (`busy`, `onRoom`).
+ * Bytes of a large upload go to the worker once written: the body's chunks are moved there, no
+ * copy, one message per written batch; a resumed session's kept prefix (or what was written before
+ * the switch) is read back from the file first. While too much is out the upload pauses (`busy`,
+ * `onRoom`).
  */
 export class FollowerHash implements UploadHash {
   readonly follower = true;
@@ -60,8 +63,9 @@ export class FollowerHash implements UploadHash {
     this.f = new HashFollower(path, this.algorithm);
     this.f.advance(written);
   }
-  update(chunk: Buffer): void {
-    this.f.feed([chunk]);
+  update(): void {}
+  written(bufs: Buffer[]): void {
+    this.f.give(bufs);
   }
   get busy(): boolean {
     return this.f.busy;

@@ -48,6 +48,22 @@ for (const [label, opts, length, worker] of [
   });
 }
 
+test('a worker hash takes the written batches without a copy: an HTTP body\'s chunks own their memory and are moved', async (t) => {
+  const { pool, uploads } = await setup(t, { maxFollowers: 1, followMinBytes: 1024 * 1024 });
+  const blob = randomBytes(48 * 1024 * 1024 + 5);
+  // Each chunk its own ArrayBuffer, as node:http hands a body over; more than the worker may hold
+  // at once (8 MiB), so the body pauses for it as well as for the file.
+  const own = Array.from({ length: Math.ceil(blob.length / 65536) }, (_, i) => Buffer.from(blob.subarray(i * 65536, (i + 1) * 65536)));
+  const s = await uploads.create('moved');
+  assert.equal(await uploads.append(s, Readable.from(own), { start: 0, length: blob.length, location: 'l' }), blob.length);
+  assert.equal(s.hash?.follower, true);
+  assert.ok(own.filter((c) => c.length === 0).length > own.length / 2, 'the chunks were moved to the worker (detached here)');
+  const d = sha(blob);
+  assert.equal(await uploads.complete(s, d, parseDigest(d), 'l'), blob.length);
+  assert.equal(uploads.rehashed, 0);
+  assert.deepEqual(await readFile(pool.path(d)), blob);
+});
+
 test('after a restart the kept prefix is hashed again (on a worker, or inline), or the whole file for sha512', async (t) => {
   const { root, pool, uploads } = await setup(t);
   const blob = randomBytes(600_000);

@@ -38,8 +38,13 @@ parentPort.on('message', (m) => {
   if (m.stop) { parentPort.close(); return; }
   if (typeof m.upTo === 'number') readTo(m.upTo);
   if (m.bufs) {
-    for (const ab of m.bufs) { hash.update(new Uint8Array(ab)); hashed += ab.byteLength; }
-    parentPort.postMessage({ back: m.bufs }, m.bufs);
+    let n = 0;
+    for (const ab of m.bufs) { hash.update(new Uint8Array(ab)); n += ab.byteLength; }
+    hashed += n;
+    // Kept buffers go back all the same, to be dropped there: this thread allocates so little that
+    // its collector would let ~64 MiB of them pile up first.
+    if (m.keep) parentPort.postMessage({ took: n, dropped: m.bufs }, m.bufs);
+    else parentPort.postMessage({ back: m.bufs }, m.bufs);
   }
   if (typeof m.slot === 'number') {
     hash.update(new Uint8Array(workerData.ring, m.slot * workerData.slotBytes, m.len));
@@ -78,9 +83,10 @@ export class HashFollower {
     for (let i = 0; i < SLOTS; i++) this.free.push(i);
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm, ring: this.ring, slotBytes: SLOT_BYTES } });
     this.result = new Promise<HashResult>((resolve, reject) => {
-      this.worker.on('message', (m: { ack?: number; back?: ArrayBuffer[]; digest?: string; size?: number }) => {
-        if (typeof m.ack === 'number' || m.back) {
+      this.worker.on('message', (m: { ack?: number; back?: ArrayBuffer[]; took?: number; digest?: string; size?: number }) => {
+        if (typeof m.ack === 'number' || m.back || typeof m.took === 'number') {
           if (typeof m.ack === 'number') this.free.push(m.ack);
+          if (typeof m.took === 'number') this.moved -= m.took;
           for (const ab of m.back ?? []) {
             this.moved -= ab.byteLength;
             this.giveBack?.(Buffer.from(ab));
@@ -144,6 +150,26 @@ export class HashFollower {
       }
       this.worker.postMessage({ slot, len });
     }
+  }
+
+  /**
+   * The next bytes, in order, once written, handed over for good: buffers that own their whole
+   * ArrayBuffer (an HTTP body's chunks do) are moved to the worker in one message with no copy;
+   * others are copied first. The caller must not touch them afterwards. Not to be mixed with `feed`.
+   */
+  give(bufs: readonly Buffer[]): void {
+    const abs: ArrayBuffer[] = [];
+    let n = 0;
+    for (const b of bufs) {
+      if (b.length === 0) continue;
+      const ab = b.buffer;
+      if (ab instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === ab.byteLength) abs.push(ab);
+      else abs.push(Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer);
+      n += b.length;
+    }
+    if (n === 0) return;
+    this.moved += n;
+    this.worker.postMessage({ bufs: abs, keep: true }, abs);
   }
 
   /** Bytes wait for a slot, or too many are moved out: the writer should pause until `onRoom`. */
