@@ -47,7 +47,13 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
     throw new BodyInterrupted('the client closed the connection');
   }
   // A worker hash gets the bytes after they are in the file; an inline one before (onData).
-  file.onWritten = (bufs) => s.hash?.written?.(bufs);
+  file.onWritten = (bufs) => {
+    try {
+      s.hash?.written?.(bufs);
+    } catch {
+      workers.release(s); // the hash missed bytes: the close hashes the file again
+    }
+  };
   let received = start;
   let failure: unknown;
   let slow: number | undefined; // the bytes of the last window, when cut for its rate

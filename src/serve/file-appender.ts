@@ -72,8 +72,12 @@ export class FileAppender {
       () => {
         this.written += this.inFlight;
         this.inFlight = 0;
-        this.onWritten?.(bufs);
         this.writing = undefined;
+        try {
+          this.onWritten?.(bufs);
+        } catch {
+          /* the listener's own failure; the file is fine (append-body drops the hash) */
+        }
         if (this.batchBytes >= BATCH || this.ending) this.flush();
         if (this.batchBytes + this.inFlight < HIGH && this.drainWaiter) {
           const w = this.drainWaiter;

@@ -1,9 +1,10 @@
 /**
  * Hashing an upload session's data file as it grows. Small uploads are hashed inline, chunk by
  * chunk as they arrive (before they are written: a failed write marks the hash unusable). Large
- * ones are hashed by a worker thread (the store's HashFollower) fed the same chunks, so the main
- * thread only receives, copies and writes. After a restart, or when the
- * client names another algorithm, the file is simply hashed again: the data file is the truth.
+ * ones are hashed by a worker thread (the store's HashFollower) given each batch once it is
+ * written, the chunks moved there without a copy, so the main thread only receives and writes.
+ * After a restart, or when the client names another algorithm, or when the worker is lost, the
+ * file is simply hashed again: the data file is the truth.
  */
 import { createReadStream } from 'node:fs';
 import { Digester, type DigestAlgorithm } from '../oci/digest.js';

@@ -64,6 +64,21 @@ test('a worker hash takes the written batches without a copy: an HTTP body\'s ch
   assert.deepEqual(await readFile(pool.path(d)), blob);
 });
 
+test('a streamed body (no length) switches to the worker in its middle, with batches in flight, and hashes right', async (t) => {
+  const { pool, uploads } = await setup(t, { maxFollowers: 1, followMinBytes: 4 * 1024 * 1024 });
+  const blob = randomBytes(24 * 1024 * 1024 + 3);
+  const own = Array.from({ length: Math.ceil(blob.length / 65536) }, (_, i) => Buffer.from(blob.subarray(i * 65536, (i + 1) * 65536)));
+  const s = await uploads.create('switch');
+  assert.equal(await uploads.append(s, Readable.from(own), { start: 0, location: 'l' }), blob.length);
+  assert.equal(s.hash?.follower, true, 'switched at 4 MiB');
+  const moved = own.filter((c) => c.length === 0).length;
+  assert.ok(moved > own.length / 2, 'the batches written after the switch were moved to the worker');
+  const d = sha(blob);
+  assert.equal(await uploads.complete(s, d, parseDigest(d), 'l'), blob.length);
+  assert.equal(uploads.rehashed, 0, 'read back up to the switch, then given every later batch: no second pass');
+  assert.deepEqual(await readFile(pool.path(d)), blob);
+});
+
 test('after a restart the kept prefix is hashed again (on a worker, or inline), or the whole file for sha512', async (t) => {
   const { root, pool, uploads } = await setup(t);
   const blob = randomBytes(600_000);

@@ -7,7 +7,8 @@
  * to hash. Either way the memory is bounded: while too much is out, the download pauses (`busy`,
  * `onRoom`). A resumed download's kept prefix is read back from the file and hashed on
  * the worker first, while the rest arrives; a writer may also just say how far the file is
- * written (`advance`) and let the worker read it back.
+ * written (`advance`) and let the worker read it back. An upload gives its written batches for
+ * good (`give`). A worker that dies never holds the writer: `digest` rejects instead.
  *
  * The worker is plain CommonJS given as text (`eval: true`), so it runs the same under tsx and
  * from dist/.
@@ -63,6 +64,9 @@ const SLOT_BYTES = 1024 * 1024;
 const SLOTS = 4;
 /** Bytes moved to the worker and not yet back, beyond which the writer pauses. */
 const MAX_MOVED = 8 * 1024 * 1024;
+/** Buffers given smaller than this are copied together rather than moved one by one (moving one
+ *  costs a few µs: below ~32 KiB a copy is cheaper, and many tiny ones would stall the loop). */
+const MIN_MOVE = 32 * 1024;
 
 export interface HashResult {
   digest: string;
@@ -79,6 +83,8 @@ export class HashFollower {
   private roomWaiter: (() => void) | undefined;
   private moved = 0;
   private giveBack: ((b: Buffer) => void) | undefined;
+  /** The worker failed or exited: nothing is sent any more, the writer is never held (`digest` rejects). */
+  private dead = false;
   constructor(path: string, algorithm: string) {
     for (let i = 0; i < SLOTS; i++) this.free.push(i);
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm, ring: this.ring, slotBytes: SLOT_BYTES } });
@@ -99,8 +105,14 @@ export class HashFollower {
           }
         } else if (typeof m.digest === 'string') resolve({ digest: m.digest, size: m.size ?? 0 });
       });
-      this.worker.once('error', (e) => reject(new PackError('IO', `${path}: cannot hash (${e.message})`, { cause: e })));
-      this.worker.once('exit', (code) => reject(new PackError('IO', `${path}: hashing stopped (exit ${code})`)));
+      this.worker.once('error', (e) => {
+        this.die();
+        reject(new PackError('IO', `${path}: cannot hash (${e.message})`, { cause: e }));
+      });
+      this.worker.once('exit', (code) => {
+        this.die();
+        reject(new PackError('IO', `${path}: hashing stopped (exit ${code})`));
+      });
     });
     this.result.catch(() => undefined); // observed by digest(); not an unhandled rejection meanwhile
   }
@@ -121,6 +133,10 @@ export class HashFollower {
    */
   feed(bufs: Buffer[], giveBack?: (b: Buffer) => void): void {
     if (giveBack) this.giveBack = giveBack;
+    if (this.dead) {
+      if (giveBack) for (const b of bufs) giveBack(b);
+      return;
+    }
     for (const b of bufs) {
       if (b.length === 0) continue;
       const ab = b.buffer;
@@ -153,20 +169,30 @@ export class HashFollower {
   }
 
   /**
-   * The next bytes, in order, once written, handed over for good: buffers that own their whole
-   * ArrayBuffer (an HTTP body's chunks do) are moved to the worker in one message with no copy;
-   * others are copied first. The caller must not touch them afterwards. Not to be mixed with `feed`.
+   * The next bytes, in order, once written, handed over for good: buffers of 32 KiB or more that
+   * own their whole ArrayBuffer (an HTTP body's chunks do) are moved to the worker, no copy, in one
+   * message per call; the rest are copied together. Moved buffers come back empty-handed to be
+   * dropped here. The caller must not touch what it gave. Not to be mixed with `feed`.
    */
   give(bufs: readonly Buffer[]): void {
+    if (this.dead) return;
     const abs: ArrayBuffer[] = [];
     let n = 0;
+    let small: Buffer[] = []; // consecutive small buffers, sent as one copy (each transfer has a cost)
+    const flushSmall = (): void => {
+      if (small.length > 0) abs.push(Uint8Array.prototype.slice.call(Buffer.concat(small)).buffer as ArrayBuffer);
+      small = [];
+    };
     for (const b of bufs) {
       if (b.length === 0) continue;
-      const ab = b.buffer;
-      if (ab instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === ab.byteLength) abs.push(ab);
-      else abs.push(Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer);
       n += b.length;
+      const ab = b.buffer;
+      if (b.length >= MIN_MOVE && ab instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === ab.byteLength) {
+        flushSmall();
+        abs.push(ab);
+      } else small.push(b);
     }
+    flushSmall();
     if (n === 0) return;
     this.moved += n;
     this.worker.postMessage({ bufs: abs, keep: true }, abs);
@@ -174,7 +200,15 @@ export class HashFollower {
 
   /** Bytes wait for a slot, or too many are moved out: the writer should pause until `onRoom`. */
   get busy(): boolean {
-    return this.waiting.length > 0 || this.moved >= MAX_MOVED;
+    return !this.dead && (this.waiting.length > 0 || this.moved >= MAX_MOVED);
+  }
+
+  private die(): void {
+    this.dead = true;
+    this.waiting.length = 0;
+    const w = this.roomWaiter;
+    this.roomWaiter = undefined;
+    w?.();
   }
 
   /** Calls back once when no longer busy (at once if not). */
