@@ -98,7 +98,7 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
         // batch as it is written (file.onWritten), including those queued now.
         workers.follow(s, start + file.written);
       }
-      if (!s.hash?.follower) s.hash?.update(chunk);
+      s.hash?.update(chunk); // inline only: a worker hash gets the chunk once written
       try {
         full = !file.write(chunk);
       } catch (e) {

@@ -14,7 +14,7 @@ import { READ_CHUNK } from '../store/blobs.js';
 export interface UploadHash {
   readonly algorithm: DigestAlgorithm;
   readonly follower: boolean;
-  /** Bytes about to be appended, in order (an inline hash). */
+  /** Bytes about to be appended, in order (an inline hash; a worker hash ignores them). */
   update(chunk: Buffer): void;
   /** Bytes just appended, in order, handed over for good (a worker hash). */
   written?(bufs: Buffer[]): void;

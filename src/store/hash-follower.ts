@@ -39,13 +39,10 @@ parentPort.on('message', (m) => {
   if (m.stop) { parentPort.close(); return; }
   if (typeof m.upTo === 'number') readTo(m.upTo);
   if (m.bufs) {
-    let n = 0;
-    for (const ab of m.bufs) { hash.update(new Uint8Array(ab)); n += ab.byteLength; }
-    hashed += n;
-    // Kept buffers go back all the same, to be dropped there: this thread allocates so little that
-    // its collector would let ~64 MiB of them pile up first.
-    if (m.keep) parentPort.postMessage({ took: n, dropped: m.bufs }, m.bufs);
-    else parentPort.postMessage({ back: m.bufs }, m.bufs);
+    for (const ab of m.bufs) { hash.update(new Uint8Array(ab)); hashed += ab.byteLength; }
+    // Back to the owner, given or fed alike: given ones are dropped there, as this thread
+    // allocates so little that its collector would let ~64 MiB of them pile up first.
+    parentPort.postMessage({ back: m.bufs }, m.bufs);
   }
   if (typeof m.slot === 'number') {
     hash.update(new Uint8Array(workerData.ring, m.slot * workerData.slotBytes, m.len));
@@ -89,10 +86,9 @@ export class HashFollower {
     for (let i = 0; i < SLOTS; i++) this.free.push(i);
     this.worker = new Worker(WORKER, { eval: true, workerData: { path, algorithm, ring: this.ring, slotBytes: SLOT_BYTES } });
     this.result = new Promise<HashResult>((resolve, reject) => {
-      this.worker.on('message', (m: { ack?: number; back?: ArrayBuffer[]; took?: number; digest?: string; size?: number }) => {
-        if (typeof m.ack === 'number' || m.back || typeof m.took === 'number') {
+      this.worker.on('message', (m: { ack?: number; back?: ArrayBuffer[]; digest?: string; size?: number }) => {
+        if (typeof m.ack === 'number' || m.back) {
           if (typeof m.ack === 'number') this.free.push(m.ack);
-          if (typeof m.took === 'number') this.moved -= m.took;
           for (const ab of m.back ?? []) {
             this.moved -= ab.byteLength;
             this.giveBack?.(Buffer.from(ab));
@@ -171,8 +167,9 @@ export class HashFollower {
   /**
    * The next bytes, in order, once written, handed over for good: buffers of 32 KiB or more that
    * own their whole ArrayBuffer (an HTTP body's chunks do) are moved to the worker, no copy, in one
-   * message per call; the rest are copied together. Moved buffers come back empty-handed to be
-   * dropped here. The caller must not touch what it gave. Not to be mixed with `feed`.
+   * message per call; the rest are copied together. They come back as `feed`'s moved buffers do,
+   * and with no giveBack set are dropped here. The caller must not touch what it gave. Not to be
+   * mixed with `feed`.
    */
   give(bufs: readonly Buffer[]): void {
     if (this.dead) return;
@@ -180,7 +177,11 @@ export class HashFollower {
     let n = 0;
     let small: Buffer[] = []; // consecutive small buffers, sent as one copy (each transfer has a cost)
     const flushSmall = (): void => {
-      if (small.length > 0) abs.push(Uint8Array.prototype.slice.call(Buffer.concat(small)).buffer as ArrayBuffer);
+      if (small.length === 0) return;
+      const own = Buffer.allocUnsafeSlow(small.reduce((sum, b) => sum + b.length, 0)); // its own ArrayBuffer
+      let at = 0;
+      for (const b of small) at += b.copy(own, at);
+      abs.push(own.buffer as ArrayBuffer);
       small = [];
     };
     for (const b of bufs) {
@@ -195,7 +196,7 @@ export class HashFollower {
     flushSmall();
     if (n === 0) return;
     this.moved += n;
-    this.worker.postMessage({ bufs: abs, keep: true }, abs);
+    this.worker.postMessage({ bufs: abs }, abs);
   }
 
   /** Bytes wait for a slot, or too many are moved out: the writer should pause until `onRoom`. */
