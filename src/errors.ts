@@ -25,7 +25,11 @@ export type ErrorCode =
   | 'DENIED' // a registry refused access with valid credentials (403)
   | 'NETWORK' // a connection failed, stalled or was cut, after retries
   | 'REGISTRY' // a registry answered with an error or something the protocol does not allow
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'ENGINE_MISSING' // the inference engine a command needs is not installed
+  | 'ENGINE' // the engine could not load or run the model
+  | 'CONTEXT_OVERFLOW' // a prompt longer than the model's context
+  | 'BUSY'; // a bounded queue is full (try again later)
 
 export interface PackErrorOptions {
   cause?: unknown;

@@ -11,6 +11,8 @@ export interface Io {
   signal?: AbortSignal;
   /** Reads all of standard input (for `-f -`). */
   readStdin?: () => Promise<string>;
+  /** Standard input as a stream (the chat of `mpk run`); isTTY on a terminal. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 
 export interface Ctx extends Io {

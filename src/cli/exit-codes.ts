@@ -12,6 +12,8 @@ export const EXIT = {
   CONFLICT: 7,
   AUTH: 8,
   REMOTE: 9,
+  ENGINE_MISSING: 10,
+  ENGINE: 11,
   INTERRUPTED: 130,
 } as const;
 
@@ -38,6 +40,10 @@ const BY_CODE: Record<ErrorCode, number> = {
   NETWORK: EXIT.REMOTE,
   REGISTRY: EXIT.REMOTE,
   ABORTED: EXIT.INTERRUPTED,
+  ENGINE_MISSING: EXIT.ENGINE_MISSING,
+  ENGINE: EXIT.ENGINE,
+  CONTEXT_OVERFLOW: EXIT.USAGE,
+  BUSY: EXIT.REMOTE,
 };
 
 export function exitCodeFor(code: ErrorCode): number {

@@ -20,6 +20,7 @@ export async function main(): Promise<void> {
     cwd: process.cwd(),
     signal: ac.signal,
     readStdin: readStdin,
+    stdin: process.stdin,
   });
   process.exitCode = code;
 }

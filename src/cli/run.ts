@@ -26,6 +26,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   serve: { summary: 'Run an OCI registry (push/pull models with nothing else installed); serve gc, serve verify', load: async () => (await import('./commands/serve.js')).serveCommand },
   import: { summary: "Import a model from Ollama's models directory (hard links, verified)", load: async () => (await import('./commands/interop.js')).importCommand },
   export: { summary: "Export a model to Ollama's models directory for `ollama run`", load: async () => (await import('./commands/interop.js')).exportCommand },
+  run: { summary: 'Run a model with llama.cpp: one answer, or a chat (pulls it first if needed)', load: async () => (await import('./commands/run.js')).runCommand },
   convert: { summary: 'Convert a model to Docker Model Runner or ModelPack form (same blobs)', load: async () => (await import('./commands/interop.js')).convertCommand },
 };
 

@@ -209,16 +209,35 @@ export function encodeGguf(spec: GgufWriteSpec): EncodedGguf {
   return { header: out.done(), dataOffset, dataSize: next, alignment, tensorOffsets, fields: out.fields };
 }
 
+/** Real tensor bytes for writeGguf: one buffer per tensor, or a function giving tensor i's bytes. */
+export type GgufTensorData = Buffer[] | ((tensor: GgufWriteTensor, index: number) => Buffer);
+
 /**
  * Writes a GGUF file: the header, then the tensor data as a hole (ftruncate to its full size), or
- * nothing with data: 'none'. Returns the layout and the file size.
+ * nothing with data: 'none', or real bytes (each tensor's at its offset, padded to the alignment;
+ * the length must match the tensor's type and dims). Returns the layout and the file size.
  */
-export async function writeGguf(path: string, spec: GgufWriteSpec, opts: { data?: 'sparse' | 'none' } = {}): Promise<EncodedGguf & { fileSize: number }> {
+export async function writeGguf(
+  path: string,
+  spec: GgufWriteSpec,
+  opts: { data?: 'sparse' | 'none' | GgufTensorData } = {},
+): Promise<EncodedGguf & { fileSize: number }> {
   const enc = encodeGguf(spec);
+  const data = opts.data;
   const fh = await open(path, 'w');
   try {
     await fh.writeFile(enc.header);
-    const fileSize = opts.data === 'none' ? enc.header.length : enc.dataOffset + enc.dataSize;
+    if (data !== undefined && typeof data !== 'string') {
+      const tensors = spec.tensors ?? [];
+      for (const [i, t] of tensors.entries()) {
+        const bytes = typeof data === 'function' ? data(t, i) : data[i];
+        if (!bytes || bytes.length !== tensorBytes(t)) {
+          throw new Error(`tensor ${t.name}: ${bytes?.length ?? 'no'} bytes of data, expected ${tensorBytes(t)}`);
+        }
+        await fh.write(bytes, 0, bytes.length, enc.dataOffset + Number(enc.tensorOffsets[i]));
+      }
+    }
+    const fileSize = data === 'none' ? enc.header.length : enc.dataOffset + enc.dataSize;
     await fh.truncate(fileSize);
     return { ...enc, fileSize };
   } finally {

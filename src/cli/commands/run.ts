@@ -1,0 +1,162 @@
+/** `mpk run REF [PROMPT]`: pull if missing, map the weights from the store, answer or chat. */
+import { hasErrorCode, PackError } from '../../errors.js';
+import { parseReference } from '../../oci/reference.js';
+import { chatRepl } from '../../run/chat-repl.js';
+import { Conversation } from '../../run/conversation.js';
+import { openModel, type OpenedModel } from '../../run/open-model.js';
+import type { RunSettings } from '../../run/settings.js';
+import type { LocalStore } from '../../store/store.js';
+import { pullModel } from '../../transfer/transfer.js';
+import type { CommandSpec, Ctx } from '../context.js';
+import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
+import { withStore } from '../store.js';
+
+/** What `mpk run` answers with when nothing says otherwise (as llama.cpp and Ollama do). */
+const DEFAULT_TEMPERATURE = 0.8;
+
+export const runCommand: CommandSpec = {
+  name: 'run',
+  usage: 'mpk run REF [PROMPT] [--ctx-size N] [--temperature T] [--system TEXT] [--json]',
+  summary:
+    'Run a model from the store with llama.cpp; pull it first if it is not there. With PROMPT (or text\non standard input) print one answer, streamed; on a terminal without one, chat (/bye or Ctrl-D to\nleave, Ctrl-C stops an answer). The weights are mapped from the store: nothing is copied.',
+  help: [
+    '--ctx-size N         context size in tokens (default: the model\'s, at most 4096)',
+    '--temperature T      sampling temperature; 0 = greedy (default: the model\'s, else 0.8)',
+    '--top-p P            nucleus sampling',
+    '--seed N             random seed (same seed, same answer)',
+    '--max-tokens N       answer length limit in tokens',
+    '--system TEXT        system prompt (default: the model\'s)',
+    '--threads N          CPU threads (default: the cores really available)',
+    '--variant V          from an index: the variant to run (as mpk pull)',
+    '--platform OS/ARCH   from an index: the platform to run',
+    '--weight PATH        of several GGUF models in one artifact, the file to run',
+    '-i, --interactive    chat even when standard input is not a terminal',
+    '--verbose            show the engine\'s warnings and timings',
+    '--json               print the answer, usage and timings as one JSON object',
+    ...REGISTRY_HELP.filter((l) => !l.startsWith('--json')),
+  ],
+  options: {
+    ...REGISTRY_OPTIONS,
+    'ctx-size': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    system: { type: 'string' },
+    threads: { type: 'string' },
+    variant: { type: 'string' },
+    platform: { type: 'string' },
+    weight: { type: 'string' },
+    interactive: { type: 'boolean', short: 'i' },
+    verbose: { type: 'boolean' },
+  },
+  args: [1, 2],
+  async run(ctx, v, [ref, promptArg]) {
+    const settings = flagSettings(v);
+    const threads = v.threads === undefined ? undefined : int('threads', v.threads, 1);
+    return withStore(ctx, async (store) => {
+      await pullIfMissing(ctx, v, store, ref!);
+      const stdinText = promptArg === undefined && !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
+      const log = v.verbose ? (l: string) => void ctx.stderr.write(`${l}\n`) : undefined;
+      const opened = await openModel(store, ref!, {
+        settings,
+        ...(threads ? { threads } : {}),
+        ...(typeof v.variant === 'string' || typeof v.platform === 'string' ? { select: { ...(typeof v.variant === 'string' ? { variant: v.variant } : {}), ...(typeof v.platform === 'string' ? { platform: v.platform } : {}) } } : {}),
+        ...(typeof v.weight === 'string' ? { weight: v.weight } : {}),
+        ...(log ? { log } : {}),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      try {
+        for (const w of [...opened.runnable.notes, ...opened.model.warnings]) ctx.warn(w);
+        if (opened.settings.temperature === undefined) opened.settings.temperature = DEFAULT_TEMPERATURE;
+        const conv = new Conversation(opened.model, opened.settings);
+        const prompt = promptArg !== undefined && stdinText ? `${promptArg}\n\n${stdinText}` : (promptArg ?? stdinText);
+        if (prompt !== undefined) return await answerOnce(ctx, v, opened, conv, prompt);
+        if (!ctx.stdin) throw new PackError('USAGE', 'mpk run: no prompt given and no terminal to chat on', { hint: 'give a PROMPT, or pipe text to mpk run' });
+        await chatRepl(conv, { input: ctx.stdin as NodeJS.ReadableStream as import('node:stream').Readable, output: ctx.stdout, terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+        return 0;
+      } finally {
+        await opened.close();
+      }
+    });
+  },
+};
+
+async function answerOnce(ctx: Ctx, v: Record<string, unknown>, opened: OpenedModel, conv: Conversation, prompt: string): Promise<number> {
+  const started = performance.now();
+  let firstMs: number | undefined;
+  const g = await conv.ask(prompt, {
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onText: (t) => {
+      firstMs ??= performance.now() - started;
+      if (!v.json) ctx.stdout.write(t);
+    },
+  });
+  if (ctx.signal?.aborted) throw new PackError('ABORTED', 'interrupted');
+  const genMs = performance.now() - started;
+  const timings = {
+    load_ms: round(opened.loadMs),
+    first_token_ms: firstMs === undefined ? null : round(firstMs),
+    total_ms: round(genMs),
+    tokens_per_second: g.completionTokens && firstMs !== undefined && genMs > firstMs ? round(((g.completionTokens - 1) * 1000) / (genMs - firstMs)) : null,
+  };
+  if (v.json) {
+    const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.completionTokens, total_tokens: g.promptTokens + g.completionTokens };
+    ctx.stdout.write(`${JSON.stringify({ model: opened.runnable.reference, digest: opened.runnable.digest, answer: g.text, finish_reason: g.finishReason, usage, timings })}\n`);
+  } else {
+    ctx.stdout.write('\n');
+    if (v.verbose) ctx.stderr.write(`load ${timings.load_ms} ms, first token ${timings.first_token_ms} ms, ${g.completionTokens} tokens, ${timings.tokens_per_second} tokens/s\n`);
+  }
+  return 0;
+}
+
+/** A remote reference not yet in the store is pulled, with the same progress as `mpk pull`. */
+async function pullIfMissing(ctx: Ctx, v: Record<string, unknown>, store: LocalStore, ref: string): Promise<void> {
+  try {
+    await store.resolve(ref);
+    return;
+  } catch (e) {
+    if (!hasErrorCode(e, 'NOT_FOUND') || !parseReference(ref).registry) throw e;
+  }
+  const o = transferOptions(ctx, v);
+  if (typeof v.variant === 'string' || typeof v.platform === 'string') {
+    o.select = {};
+    if (typeof v.variant === 'string') o.select.variant = v.variant;
+    if (typeof v.platform === 'string') o.select.platform = v.platform;
+  }
+  const display = transferDisplay(ctx, { ...v, json: false }, o, `Pulling ${ref}`);
+  try {
+    await pullModel(store, ref, undefined, o);
+    display.finish({ ok: true });
+  } catch (e) {
+    display.finish({ ok: false });
+    throw e;
+  }
+}
+
+function flagSettings(v: Record<string, unknown>): RunSettings {
+  const s: RunSettings = {};
+  if (v['ctx-size'] !== undefined) s.contextSize = int('ctx-size', v['ctx-size'], 16);
+  if (v.temperature !== undefined) s.temperature = real('temperature', v.temperature, 0, 100);
+  if (v['top-p'] !== undefined) s.topP = real('top-p', v['top-p'], 0, 1);
+  if (v.seed !== undefined) s.seed = int('seed', v.seed, 0);
+  if (v['max-tokens'] !== undefined) s.maxTokens = int('max-tokens', v['max-tokens'], 1);
+  if (typeof v.system === 'string') s.system = v.system;
+  return s;
+}
+
+function int(flag: string, text: unknown, min: number): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a whole number ≥ ${min}`, { hint: `e.g. --${flag} ${Math.max(min, 1) * 8}` });
+  return n;
+}
+
+function real(flag: string, text: unknown, min: number, max: number): number {
+  const n = Number(text);
+  if (typeof text !== 'string' || text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a number from ${min} to ${max}`, { hint: `e.g. --${flag} ${max === 1 ? 0.9 : 0.7}` });
+  }
+  return n;
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
