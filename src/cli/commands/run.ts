@@ -56,7 +56,7 @@ export const runCommand: CommandSpec = {
     const threads = v.threads === undefined ? undefined : int('threads', v.threads, 1);
     return withStore(ctx, async (store) => {
       await pullIfMissing(ctx, v, store, ref!);
-      const stdinText = promptArg === undefined && !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
+      const stdinText = !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
       const log = v.verbose ? (l: string) => void ctx.stderr.write(`${l}\n`) : undefined;
       const opened = await openModel(store, ref!, {
         settings,
@@ -71,6 +71,7 @@ export const runCommand: CommandSpec = {
         if (opened.settings.temperature === undefined) opened.settings.temperature = DEFAULT_TEMPERATURE;
         const conv = new Conversation(opened.model, opened.settings);
         const prompt = promptArg !== undefined && stdinText ? `${promptArg}\n\n${stdinText}` : (promptArg ?? stdinText);
+        if (prompt !== undefined && prompt.trim() === '') throw new PackError('USAGE', 'mpk run: the prompt is empty', { hint: 'give a PROMPT, pipe some text, or run on a terminal to chat' });
         if (prompt !== undefined) return await answerOnce(ctx, v, opened, conv, prompt);
         if (!ctx.stdin) throw new PackError('USAGE', 'mpk run: no prompt given and no terminal to chat on', { hint: 'give a PROMPT, or pipe text to mpk run' });
         await chatRepl(conv, { input: ctx.stdin as NodeJS.ReadableStream as import('node:stream').Readable, output: ctx.stdout, terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY, ...(ctx.signal ? { signal: ctx.signal } : {}) });
