@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The main job on embedded defaults: make a sample model, build it into a fresh store, list,
 // inspect, extract, and check every extracted byte against the original files; then serve a
-// registry (`mpk serve`), push to it, pull into a second store, extract and verify again. Uses the
+// registry (`mpk serve`), push to it, pull into a second store, extract and verify again; last,
+// build a tiny LLaMA GGUF, push it, and `mpk run` it from a third store (pull, then a streamed answer). Uses the
 // real `mpk` command (bin/mpk.js). Exits non-zero if anything differs. The server is stopped by
 // the PID this script started.
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,7 +24,7 @@ function mpk(...args) {
   mpkIn(env, ...args);
 }
 function mpkIn(environment, ...args) {
-  process.stdout.write(`$ mpk ${args.join(' ')}\n`);
+  process.stdout.write(`$ mpk ${args.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
   const r = spawnSync(process.execPath, [mpkBin, ...args], { env: environment, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) {
     process.stderr.write(`demo: mpk ${args[0]} failed with exit code ${r.status}\n`);
@@ -127,7 +128,16 @@ try {
   process.stdout.write(`all ${compareTree(model, out2)} files identical after the round trip (sha256)\n`);
   mpkIn(env2, 'verify');
 
-  step('9. Stop the server; check the registry root');
+  step('9. Run a model: a tiny LLaMA GGUF built, pushed, then run from a fresh store (pulled on the way)');
+  const chat = join(work, 'tiny-chat', 'tiny-chat.gguf');
+  process.stdout.write(`$ node --import tsx scripts/tiny-llama.ts ${chat}   (random weights: it babbles, but it is a real llama.cpp model)\n`);
+  const made = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'tiny-llama.ts'), chat], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (made.status !== 0) throw new Error('could not write the tiny LLaMA');
+  mpk('build', '-t', 'demo/tiny-chat:q8', chat);
+  mpk('push', 'demo/tiny-chat:q8', `${reg.host}/demo/tiny-chat:q8`);
+  mpkIn({ ...env, MPK_HOME: join(work, 'store3') }, 'run', `${reg.host}/demo/tiny-chat:q8`, 'Tell me a story about the cat', '--temperature', '0', '--max-tokens', '40');
+
+  step('10. Stop the server; check the registry root');
   await reg.stop();
   mpk('serve', 'verify', '--root', join(work, 'registry'));
   process.stdout.write('\n\x1b[32mdemo OK\x1b[0m\n');

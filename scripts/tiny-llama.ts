@@ -5,6 +5,8 @@
  *
  * Prints one line per file written: "PATH SIZE" (size in bytes). Same arguments → same bytes.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyLlama, writeTinyLora, type TinyLlamaFileType } from '../src/test-support/tiny-llama.js';
 
@@ -41,6 +43,8 @@ if (!fileType) fail(`unknown --type ${values.type}`);
 const seed = Number(values.seed);
 if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`--seed must be an integer in 0..2^32-1, got ${values.seed}`);
 
+mkdirSync(dirname(positionals[0]!), { recursive: true });
+if (values.lora !== undefined) mkdirSync(dirname(values.lora), { recursive: true });
 const model = await writeTinyLlama(positionals[0]!, { fileType, seed });
 process.stdout.write(`${model.path} ${model.size}\n`);
 if (values.lora !== undefined) {
