@@ -27,6 +27,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpe
   import: { summary: "Import a model from Ollama's models directory (hard links, verified)", load: async () => (await import('./commands/interop.js')).importCommand },
   export: { summary: "Export a model to Ollama's models directory for `ollama run`", load: async () => (await import('./commands/interop.js')).exportCommand },
   run: { summary: 'Run a model with llama.cpp: one answer, or a chat (pulls it first if needed)', load: async () => (await import('./commands/run.js')).runCommand },
+  api: { summary: "Serve the store's models over an OpenAI-compatible HTTP API (like Docker Model Runner)", load: async () => (await import('./commands/api.js')).apiCommand },
   convert: { summary: 'Convert a model to Docker Model Runner or ModelPack form (same blobs)', load: async () => (await import('./commands/interop.js')).convertCommand },
 };
 
