@@ -9,7 +9,9 @@ import { PackError } from '../errors.js';
 import { readGgufHeader, type GgufHeader } from '../formats/gguf.js';
 import { DOCKER_AI_MMPROJ } from '../interop/docker-ai.js';
 import type { LoadedModel } from '../interop/load-model.js';
-import { OLLAMA_ADAPTER, OLLAMA_PROJECTOR } from '../interop/ollama.js';
+import { OLLAMA_ADAPTER, OLLAMA_PREFIX, OLLAMA_PROJECTOR } from '../interop/ollama.js';
+
+const OLLAMA_DRAFT = `${OLLAMA_PREFIX}draft`;
 import type { ModelFile } from '../modelpack/model-view.js';
 import type { LocalStore } from '../store/store.js';
 
@@ -42,17 +44,24 @@ export async function classifyGgufFiles(store: LocalStore, model: LoadedModel, w
     const media = file.layer.mediaType.split(';')[0]!.trim();
     const type = str(header, 'general.type');
     const arch = str(header, 'general.architecture');
-    if (media === OLLAMA_ADAPTER || type === 'adapter') roles.adapters.push(g);
+    if (media === OLLAMA_DRAFT) roles.unused.push({ ...g, why: 'a draft model for speculative decoding' });
+    else if (media === OLLAMA_ADAPTER || type === 'adapter') roles.adapters.push(g);
     else if (media === OLLAMA_PROJECTOR || media === DOCKER_AI_MMPROJ || type === 'mmproj' || arch === 'clip' || /(^|\/)mmproj[^/]*$/i.test(file.path)) {
       if (roles.projector) roles.unused.push({ ...g, why: 'a second projector' });
       else roles.projector = g;
     } else if (num(header, 'split.count') > 1) {
-      const key = `${arch}/${num(header, 'split.count')}/${str(header, 'general.name') ?? ''}`;
+      // only the first shard has the model's keys: group by what every shard carries, and the
+      // file-name prefix llama.cpp itself uses, so two split models of one shape stay apart
+      const prefix = /^(.*)-\d{5}-of-\d{5}\.gguf$/i.exec(file.path)?.[1] ?? '';
+      const key = `${prefix}\0${num(header, 'split.count')}\0${num(header, 'split.tensors.count')}`;
       shards.set(key, [...(shards.get(key) ?? []), g]);
     } else models.push(g);
   }
   for (const set of shards.values()) models.push(...completeSet(model.reference, set));
   const sets = groupSets(models);
+  // the first model is the manifest's first, whether one file or a split set
+  const at = (set: GgufFile[]) => Math.min(...set.map((g) => model.view.files.indexOf(g.file)));
+  sets.sort((a, b) => at(a) - at(b));
   const chosen = weight === undefined ? sets[0] : sets.find((s) => s.some((g) => g.file.path === weight));
   if (weight !== undefined && !chosen) {
     throw new PackError('NOT_FOUND', `${model.reference}: has no GGUF model file ${weight}`, { hint: `its GGUF models: ${sets.map((s) => s[0]!.file.path).join(', ') || 'none'}` });

@@ -43,7 +43,7 @@ export async function resolveRunnable(store: LocalStore, reference: string, opts
   const model = await loadStored(store, reference, opts.select ?? {});
   const roles = await classifyGgufFiles(store, model, opts.weight);
   if (!roles.main) throw notRunnable(reference, model);
-  const mainPath = roles.main.length > 1 ? await shardLinks(store, model.descriptor.digest, roles.main) : store.blobs.path(roles.main[0]!.file.layer.digest);
+  const mainPath = roles.main.length > 1 ? await shardLinks(store, roles.main) : store.blobs.path(roles.main[0]!.file.layer.digest);
   const load: Runnable['load'] = { path: mainPath };
   const defaults = await modelSettings(store, model);
   if (defaults.chatFormat) load.chatFormat = defaults.chatFormat;

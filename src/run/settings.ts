@@ -7,7 +7,10 @@
 import type { ChatFormat } from '../engine/engine.js';
 import { DOCKER_AI_CHAT_TEMPLATE } from '../interop/docker-ai.js';
 import type { LoadedModel } from '../interop/load-model.js';
-import { OLLAMA_PARAMS, OLLAMA_SYSTEM, OLLAMA_TEMPLATE } from '../interop/ollama.js';
+import { OLLAMA_PARAMS, OLLAMA_PREFIX, OLLAMA_SYSTEM, OLLAMA_TEMPLATE } from '../interop/ollama.js';
+
+/** The older name of Ollama's template layer. */
+const OLLAMA_PROMPT = `${OLLAMA_PREFIX}prompt`;
 import type { LocalStore } from '../store/store.js';
 
 export interface RunSettings {
@@ -29,12 +32,12 @@ export async function modelSettings(store: LocalStore, model: LoadedModel): Prom
   if (model.view.format === 'docker-ai' && model.meta.contextSize) s.contextSize = model.meta.contextSize;
   for (const f of model.view.files) {
     const media = f.layer.mediaType.split(';')[0]!.trim();
-    if (![OLLAMA_PARAMS, OLLAMA_SYSTEM, OLLAMA_TEMPLATE, DOCKER_AI_CHAT_TEMPLATE].includes(media)) continue;
+    if (![OLLAMA_PARAMS, OLLAMA_SYSTEM, OLLAMA_TEMPLATE, OLLAMA_PROMPT, DOCKER_AI_CHAT_TEMPLATE].includes(media)) continue;
     if (f.layer.size > MAX_SETTINGS_BYTES || !(await store.exists(f.layer))) continue;
     const text = (await store.blobs.read(f.layer, MAX_SETTINGS_BYTES)).toString('utf8');
     if (media === OLLAMA_PARAMS) Object.assign(s, ollamaParams(text));
     else if (media === OLLAMA_SYSTEM) s.system = text;
-    else if (media === OLLAMA_TEMPLATE) {
+    else if (media === OLLAMA_TEMPLATE || media === OLLAMA_PROMPT) {
       const family = goTemplateFamily(text);
       if (family) s.chatFormat = { family };
     } else s.chatFormat = { jinja: text };
@@ -63,8 +66,8 @@ export function ollamaParams(text: string): RunSettings {
   if (temperature !== undefined) s.temperature = temperature;
   const topP = real(p.top_p);
   if (topP !== undefined && topP <= 1) s.topP = topP;
-  if (typeof p.seed === 'number' && Number.isSafeInteger(p.seed)) s.seed = p.seed;
-  const stop = typeof p.stop === 'string' ? [p.stop] : Array.isArray(p.stop) ? p.stop.filter((x): x is string => typeof x === 'string' && x !== '') : [];
+  if (typeof p.seed === 'number' && Number.isSafeInteger(p.seed) && p.seed >= 0) s.seed = p.seed; // -1: random
+  const stop = (typeof p.stop === 'string' ? [p.stop] : Array.isArray(p.stop) ? p.stop : []).filter((x): x is string => typeof x === 'string' && x !== '');
   if (stop.length) s.stop = stop;
   return s;
 }

@@ -3,7 +3,7 @@
  * (`PREFIX-00001-of-00003.gguf` → `PREFIX-00002-of-00003.gguf` …), but blobs are named by digest.
  * So a split model is loaded through a folder of symbolic links named as llama.cpp expects, each
  * pointing at its blob: nothing is copied, and the mapped files are the store's blobs.
- * `STORE/run/<manifest hex>/model-0000N-of-0000M.gguf`, made once (temp folder + rename).
+ * `STORE/run/sha256-<first shard's hex>/model-0000N-of-0000M.gguf`, made once (temp folder + rename).
  */
 import { mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,8 +11,9 @@ import { fsError } from '../errors.js';
 import type { LocalStore } from '../store/store.js';
 import type { GgufFile } from './gguf-roles.js';
 
-export async function shardLinks(store: LocalStore, manifestDigest: string, shards: GgufFile[]): Promise<string> {
-  const dir = join(store.root, 'run', manifestDigest.replace(':', '-'));
+export async function shardLinks(store: LocalStore, shards: GgufFile[]): Promise<string> {
+  // named by the first shard's blob: one artifact may hold two split models (--weight)
+  const dir = join(store.root, 'run', shards[0]!.file.layer.digest.replace(':', '-'));
   const n = String(shards.length).padStart(5, '0');
   const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${n}.gguf`);
   const targets = shards.map((g) => store.blobs.path(g.file.layer.digest));
