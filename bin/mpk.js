@@ -3,8 +3,9 @@
 import { setFlagsFromString } from 'node:v8';
 // Grow the heap less eagerly: a pull of 10,000 small blobs makes short-lived garbage that V8
 // otherwise lets pile up (peak RSS 196 MiB, 113 MiB with this; bench/transfer.mjs measures it).
-// Not for `mpk serve`, a long-running server where it costs ~15% of manifest GETs per second.
-if (commandOf(process.argv.slice(2)) !== 'serve') setFlagsFromString('--optimize-for-size');
+// Not for `mpk serve`, a long-running server where it costs ~15% of manifest GETs per second, nor
+// for `mpk run`/`mpk api`, whose per-token JavaScript (node-llama-cpp) runs thousands of times.
+if (!['serve', 'run', 'api'].includes(commandOf(process.argv.slice(2)))) setFlagsFromString('--optimize-for-size');
 const { main } = await import('../dist/cli/main.js');
 main();
 

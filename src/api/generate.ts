@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChatMessage, EngineModel, GenerateOptions, Generation } from '../engine/engine.js';
-import type { RunSettings } from '../run/runnable.js';
+import { DEFAULT_TEMPERATURE, type RunSettings } from '../run/settings.js';
 import type { ApiDeps, Call } from './call.js';
 import { toApiError } from './errors.js';
 import { readJson, sendJson } from './http.js';
@@ -56,11 +56,11 @@ function withSystem(messages: ChatMessage[], system: string | undefined): ChatMe
   return [{ role: 'system', content: system }, ...messages];
 }
 
-/** The request's fields, else the model's defaults; absent both, the engine's (greedy, to the end). */
+/** The request's fields, else the model's defaults; absent both, mpk's (temperature 0.8, to the end). */
 function options(s: Sampling, d: RunSettings, signal: AbortSignal): GenerateOptions {
   const o: GenerateOptions = { signal };
   const maxTokens = s.maxTokens ?? d.maxTokens;
-  const temperature = s.temperature ?? d.temperature;
+  const temperature = s.temperature ?? d.temperature ?? DEFAULT_TEMPERATURE;
   const topP = s.topP ?? d.topP;
   const seed = s.seed ?? d.seed;
   const stop = s.stop ?? d.stop;

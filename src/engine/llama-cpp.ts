@@ -35,10 +35,15 @@ export async function openLlamaCpp(opts: EngineOptions): Promise<Engine> {
       progressLogs: false,
       ...(opts.maxThreads ? { maxThreads: opts.maxThreads } : {}),
       logLevel: lib.LlamaLogLevel.warn,
-      logger: (level, message) => {
-        const text = message.trim();
-        if (log && text) log(`llama.cpp ${level}: ${text}`);
-      },
+      // a logger only when someone reads it: each log line crosses from the native side
+      ...(log
+        ? {
+            logger: (level: Nlc.LlamaLogLevel, message: string) => {
+              const text = message.trim();
+              if (text) log(`llama.cpp ${level}: ${text}`);
+            },
+          }
+        : {}),
     });
   } catch (e) {
     if (e instanceof lib.NoBinaryFoundError) throw engineMissing(e, ` (no prebuilt llama.cpp binary for ${process.platform}-${process.arch})`);

@@ -24,6 +24,9 @@ export interface RunSettings {
   chatFormat?: ChatFormat;
 }
 
+/** The temperature when neither the user nor the model gives one (as llama.cpp's server and Ollama). */
+export const DEFAULT_TEMPERATURE = 0.8;
+
 /** Runtime layers are text of a few hundred bytes; larger ones are not read. */
 const MAX_SETTINGS_BYTES = 1024 * 1024;
 

@@ -4,15 +4,12 @@ import { parseReference } from '../../oci/reference.js';
 import { chatRepl } from '../../run/chat-repl.js';
 import { Conversation } from '../../run/conversation.js';
 import { openModel, type OpenedModel } from '../../run/open-model.js';
-import type { RunSettings } from '../../run/settings.js';
+import { DEFAULT_TEMPERATURE, type RunSettings } from '../../run/settings.js';
 import type { LocalStore } from '../../store/store.js';
 import { pullModel } from '../../transfer/transfer.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
-
-/** What `mpk run` answers with when nothing says otherwise (as llama.cpp and Ollama do). */
-const DEFAULT_TEMPERATURE = 0.8;
 
 export const runCommand: CommandSpec = {
   name: 'run',
