@@ -70,5 +70,5 @@ console.log(`  first token from process start: mpk ${p.first.toFixed(0)} ms, dir
 console.log(`  tokens/s: mpk ${p.tps.toFixed(1)}, direct ${d.tps.toFixed(1)} -> ${(p.tps / d.tps).toFixed(2)}x (target >= 0.95x)`);
 console.log(`  peak RSS: mpk ${(p.rss / 1024).toFixed(0)} MiB, direct ${(d.rss / 1024).toFixed(0)} MiB -> +${((p.rss - d.rss) / 1024).toFixed(0)} MiB (target <= +50 MB)`);
 
-const { apiBench } = await import('./run-api.mjs').catch(() => ({}));
-if (apiBench) await apiBench({ env, model: 'bench/tiny:q8', clients: CLIENTS, tokens: Number(TOKENS), threads: THREADS, directTps: d.tps });
+const { apiBench } = await import('./run-api.mjs');
+await apiBench({ env, model: 'bench/tiny:q8', clients: CLIENTS, tokens: Number(TOKENS), threads: THREADS, directTps: d.tps });

@@ -29,6 +29,7 @@ const MAX_KNOWN = 1024;
 
 export class Catalog {
   private readonly known = new Map<string, Known>();
+  private readonly learning = new Map<string, Promise<Known>>();
 
   constructor(private readonly store: LocalStore) {}
 
@@ -57,9 +58,19 @@ export class Catalog {
     return out;
   }
 
-  private async learn(reference: string, digest: string): Promise<Known> {
+  /** One resolve per digest at a time: simultaneous first requests share it. */
+  private learn(reference: string, digest: string): Promise<Known> {
     const hit = this.known.get(digest);
-    if (hit) return hit;
+    if (hit) return Promise.resolve(hit);
+    let p = this.learning.get(digest);
+    if (!p) {
+      p = this.resolveKnown(reference, digest).finally(() => this.learning.delete(digest));
+      this.learning.set(digest, p);
+    }
+    return p;
+  }
+
+  private async resolveKnown(reference: string, digest: string): Promise<Known> {
     const k: Known = { created: await createdOf(this.store, reference) };
     try {
       const { reference: _r, ...rest } = await resolveRunnable(this.store, reference);

@@ -6,7 +6,7 @@
  */
 import { findPackError, type ErrorCode } from '../errors.js';
 
-export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'not_found_error';
+export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'not_found_error' | 'permission_error';
 
 export interface ApiErrorBody {
   error: { message: string; type: ApiErrorType; param: string | null; code: string | null };

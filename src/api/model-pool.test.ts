@@ -90,6 +90,21 @@ test('--max-models 1: alternating models unload each other, least recently used 
   assert.deepEqual([s.api.stats().loads, s.api.stats().unloads], [3, 2]);
 });
 
+test('--max-models 1 holds for requests to several models at once: a load waits for a busy model to finish', async (t) => {
+  const s = await serve(t, { maxModels: 1 });
+  if (!s) return;
+  let most = 0;
+  const watch = setInterval(() => (most = Math.max(most, loaded(s.api).length)), 1);
+  try {
+    const asks = [TINY, TINY2, TINY, TINY2].map((model) => s.client.chat.completions.create({ model, messages: HELLO, max_tokens: 8 }));
+    for (const r of await Promise.all(asks)) assert.equal(r.usage!.completion_tokens, 8);
+  } finally {
+    clearInterval(watch);
+  }
+  assert.equal(most, 1, 'never two models loaded at once');
+  assert.ok(s.api.stats().loads >= 2);
+});
+
 test('--max-memory: the sum of weight bytes decides; both fit under a larger budget', async (t) => {
   const probe = await serve(t);
   if (!probe) return;
@@ -109,21 +124,21 @@ test('--max-memory: the sum of weight bytes decides; both fit under a larger bud
   assert.equal(roomy.api.stats().unloads, 0);
 });
 
-test('a busy model is never unloaded: the pool goes over budget, then trims when it is idle', async (t) => {
+test('a busy model is never unloaded: a load past the budget waits until it is idle', async (t) => {
   const s = await serve(t, { maxModels: 1, contextSize: LONG_CONTEXT });
   if (!s) return;
   const busy = await longStream(s.client, TINY);
-  const other = await longStream(s.client, TINY2);
-  assert.deepEqual(loaded(s.api), [TINY2, TINY], 'over budget while both generate');
-  other.abort();
-  // tiny2 is idle and over budget: it goes, tiny (busy) stays.
-  await within(5000, waitFor(() => loaded(s.api).length === 1), 'the trim');
-  assert.deepEqual(loaded(s.api), [TINY]);
+  let answered = false;
+  const other = s.client.chat.completions.create({ model: TINY2, messages: HELLO, max_tokens: 2 }).then((r) => ((answered = true), r));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(loaded(s.api), [TINY], 'tiny2 waits: tiny is busy and the budget is one model');
+  assert.equal(answered, false);
   busy.abort();
-  await within(5000, s.api.idle(), 'the cut generation');
-  assert.deepEqual(loaded(s.api), [TINY]);
+  // tiny goes idle, so it is unloaded for tiny2, which then answers
+  assert.equal((await within(10_000, other, 'the waiting request')).usage!.completion_tokens, 2);
+  assert.deepEqual(loaded(s.api), [TINY2]);
   assert.deepEqual([s.api.stats().loads, s.api.stats().unloads], [2, 1]);
-  await Promise.all([busy.rest, other.rest]);
+  await busy.rest;
 });
 
 test('--parallel 2: two requests to one model generate at once', async (t) => {

@@ -68,6 +68,8 @@ interface Entry<R> {
   runnable: R;
   model?: EngineModel;
   loading?: Promise<EngineModel>;
+  /** Past makeRoom: its load counts against the budget (a load still waiting for room does not). */
+  admitted?: boolean;
   turns: Turns;
   lastUsed: number;
 }
@@ -85,6 +87,7 @@ export class ModelPool<R extends PoolRunnable> {
   private readonly maxMemory: number;
   private readonly queue: number;
   private idleWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: PoolOptions<R>) {
     this.parallel = Math.max(1, opts.parallel ?? 1);
@@ -151,6 +154,7 @@ export class ModelPool<R extends PoolRunnable> {
   async close(graceMs = 10_000): Promise<void> {
     if (this.closing.signal.aborted) return;
     this.closing.abort();
+    for (const r of this.roomWaiters.splice(0)) r();
     for (const e of this.entries.values()) e.turns.failAll(closedError());
     if (this.busy() > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -191,6 +195,7 @@ export class ModelPool<R extends PoolRunnable> {
   private settle(e: Entry<R>): void {
     this.maybeForget(e);
     if (e.turns.active === 0) this.trim();
+    for (const r of this.roomWaiters.splice(0)) r(); // a load waiting for room looks again
     this.notifyIdle();
   }
 
@@ -210,7 +215,8 @@ export class ModelPool<R extends PoolRunnable> {
     if (e.model) return Promise.resolve(e.model);
     e.loading ??= (async () => {
       try {
-        this.makeRoom(e);
+        await this.makeRoom(e);
+        e.admitted = true;
         // Memory an unload frees is wanted before the next model maps its weights.
         await Promise.allSettled([...this.unloading]);
         const engine = await this.getEngine();
@@ -234,6 +240,7 @@ export class ModelPool<R extends PoolRunnable> {
         return model;
       } finally {
         e.loading = undefined;
+        e.admitted = false;
       }
     })();
     return e.loading;
@@ -251,9 +258,19 @@ export class ModelPool<R extends PoolRunnable> {
     return this.engine;
   }
 
-  /** Unloads idle models, least recently used first, until `incoming` fits the budget. */
-  private makeRoom(incoming: Entry<R>): void {
-    this.evictWhile((count, bytes) => count + 1 > this.maxModels || bytes + incoming.runnable.weightBytes > this.maxMemory, incoming);
+  /**
+   * Unloads idle models, least recently used first, until `incoming` fits the budget. When the
+   * models in the way are all busy, the load waits until one is idle (the budget is a limit, not
+   * a wish: N requests for N models at once must not load N models). A model larger than the
+   * whole budget loads alone.
+   */
+  private async makeRoom(incoming: Entry<R>): Promise<void> {
+    const over = (count: number, bytes: number) => count + 1 > this.maxModels || bytes + incoming.runnable.weightBytes > this.maxMemory;
+    for (;;) {
+      this.checkOpen();
+      if (this.evictWhile(over, incoming)) return;
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+    }
   }
 
   /** After a model became idle: back within the budget if a busy one pushed the pool over it. */
@@ -261,13 +278,14 @@ export class ModelPool<R extends PoolRunnable> {
     this.evictWhile((count, bytes) => count > this.maxModels || bytes > this.maxMemory);
   }
 
-  private evictWhile(over: (count: number, bytes: number) => boolean, except?: Entry<R>): void {
+  /** True when within the budget (or nothing else is resident); false when busy models are in the way. */
+  private evictWhile(over: (count: number, bytes: number) => boolean, except?: Entry<R>): boolean {
     for (;;) {
-      const resident = [...this.entries.values()].filter((x) => x !== except && (x.model || x.loading));
+      const resident = [...this.entries.values()].filter((x) => x !== except && (x.model || x.admitted));
       const bytes = resident.reduce((n, x) => n + x.runnable.weightBytes, 0);
-      if (!over(resident.length, bytes)) return;
+      if (!over(resident.length, bytes) || resident.length === 0) return true;
       const victim = resident.filter((x) => x.model && !x.loading && x.turns.active === 0 && x.turns.queued === 0).sort((a, b) => a.lastUsed - b.lastUsed)[0];
-      if (!victim) return; // every model is busy: over budget until one is idle
+      if (!victim) return false; // every model is busy: over budget until one is idle
       this.unload(victim);
     }
   }

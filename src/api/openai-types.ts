@@ -52,12 +52,16 @@ function object(body: unknown): Body {
   return body as Body;
 }
 
+/** A reference: a 255-character name, a tag of 128, a sha512 digest, with room to spare. */
+const MAX_MODEL_NAME = 512;
+
 const present = (v: unknown): boolean => v !== undefined && v !== null;
 
 function model(b: Body): string {
   const m = b.model;
   if (!present(m)) throw badField('model', 'required: the reference of a model in the store (GET /v1/models lists them)');
   if (typeof m !== 'string' || m.trim() === '') throw badField('model', 'must be a non-empty string');
+  if (m.length > MAX_MODEL_NAME) throw badField('model', `is ${m.length} characters; a reference has at most ${MAX_MODEL_NAME}`);
   return m.trim();
 }
 

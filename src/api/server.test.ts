@@ -10,6 +10,7 @@ import { run } from '../cli/run.js';
 import { engineMissing } from '../engine/engines.js';
 import { startApi, type ApiOptions, type RunningApi } from './server.js';
 import { openFixture, type Fixture } from '../test-support/api-fixture.js';
+import { request } from '../test-support/serve.js';
 
 let fx: Fixture;
 const servers: RunningApi[] = [];
@@ -82,6 +83,30 @@ describe('the catalog and errors that need no engine', () => {
     assert.equal(none.headers.get('www-authenticate'), 'Bearer');
     await assert.rejects(startApi({ store: fx.store, addr: '0.0.0.0:0' }), (e: Error) => /refusing .* without an API key/.test(e.message));
     t.diagnostic('key checked through SHA-256 digests with timingSafeEqual');
+  });
+
+  test('without a key, only this machine: a foreign Host (DNS rebinding) or a web page Origin is 403', async () => {
+    const { api } = await serve();
+    const port = api.port;
+    const get = (headers: Record<string, string>) => request(`${api.url}/v1/models`, { headers });
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'app.localhost']) assert.equal((await get({ host })).status, 200, host);
+    const rebound = await get({ host: `attacker.example:${port}` });
+    assert.equal(rebound.status, 403);
+    assert.equal(rebound.json().error.code, 'forbidden_host');
+    for (const origin of ['http://attacker.example', 'https://127.0.0.1.evil.example', 'not a url']) {
+      const r = await get({ host: `127.0.0.1:${port}`, origin });
+      assert.equal(r.status, 403, origin);
+      assert.equal(r.json().error.code, 'forbidden_origin');
+    }
+    assert.equal((await get({ host: `127.0.0.1:${port}`, origin: `http://localhost:3000` })).status, 200);
+    // a model name with control characters is quoted in the log, not written raw to the terminal
+    const { api: logged, logs } = await serve();
+    await post(`${logged.url}/v1/chat/completions`, JSON.stringify({ model: 'a\u001b[2Jb c', messages: HELLO }));
+    assert.ok(logs.some((l) => l.includes('\\u001b[2Jb c')), logs.join('\n'));
+    assert.ok(logs.every((l) => !l.includes('\u001b')), logs.join('\n'));
+    const long = await post(`${logged.url}/v1/chat/completions`, JSON.stringify({ model: 'm'.repeat(600), messages: HELLO }));
+    assert.equal(long.status, 400);
+    assert.equal(long.json.error.param, 'model');
   });
 
   test('bad requests get OpenAI error bodies, and the server answers after each', async () => {
@@ -181,7 +206,7 @@ describe('with the engine', () => {
 
     // Without include_usage: no usage chunk, finish_reason on the last one.
     const plain: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
-    for await (const c of await shared.client.chat.completions.create({ model: TINY, messages: HELLO, max_tokens: 12, stream: true })) plain.push(c);
+    for await (const c of await shared.client.chat.completions.create({ model: TINY, messages: HELLO, max_tokens: 12, temperature: 0, stream: true })) plain.push(c);
     assert.equal(plain.at(-1)!.choices[0]!.finish_reason, 'length');
     assert.ok(plain.every((c) => c.usage === undefined));
   });
@@ -226,14 +251,14 @@ describe('with the engine', () => {
   test('max_tokens, max_completion_tokens, stop (string and array) and seed are honoured', async (t) => {
     if (!ready(t)) return;
     const { client } = shared;
-    const short = await client.chat.completions.create({ model: TINY, messages: HELLO, max_completion_tokens: 3 });
+    const short = await client.chat.completions.create({ model: TINY, messages: HELLO, max_completion_tokens: 3, temperature: 0 });
     assert.ok(short.usage!.completion_tokens <= 3);
     assert.equal(short.choices[0]!.finish_reason, 'length');
     const words = greedy.split(' ');
     const stop = ` ${words[3]}`;
     const expected = greedy.slice(0, greedy.indexOf(stop));
     for (const s of [stop, [stop, 'zzz-never']]) {
-      const r = await client.chat.completions.create({ model: TINY, messages: HELLO, max_tokens: 12, stop: s });
+      const r = await client.chat.completions.create({ model: TINY, messages: HELLO, max_tokens: 12, temperature: 0, stop: s });
       assert.equal(r.choices[0]!.message.content, expected, JSON.stringify(s));
       assert.equal(r.choices[0]!.finish_reason, 'stop');
     }

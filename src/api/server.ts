@@ -117,7 +117,8 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
     void Promise.all([closed, served]).then(() => {
       inflight--;
       if (log) {
-        const notes = Object.entries(call.note).map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
+        // a note with white space or control characters (a client's model name) is quoted and escaped
+        const notes = Object.entries(call.note).map(([k, v]) => `${k}=${typeof v === 'string' && /[\s\x00-\x1f\x7f-\x9f]/.test(v) ? JSON.stringify(v) : v}`);
         const status = complete ? String(res.statusCode) : `${res.headersSent ? res.statusCode : '-'} (client gone)`;
         log([req.method, req.url, status, `${Date.now() - started}ms`, ...notes].join(' '));
       }
@@ -130,6 +131,7 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
       if (keyHash && !authorized(req.headers.authorization, keyHash)) {
         throw new ApiError(401, 'missing or wrong API key: send Authorization: Bearer KEY', 'authentication_error', null, 'invalid_api_key', { 'www-authenticate': 'Bearer' });
       }
+      if (!keyHash) checkLocalCaller(req);
       const path = (req.url ?? '/').split('?')[0]!;
       const handle = route(req.method ?? 'GET', path);
       await handle(deps, call);
@@ -197,4 +199,37 @@ function authorized(header: string | undefined, keyHash: Buffer): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? '');
   const given = sha256(m ? m[1]!.trim() : '');
   return timingSafeEqual(given, keyHash) && m !== null;
+}
+
+/**
+ * Without a key the API is for this machine only, and a web page the user visits must not drive
+ * it: a `Host` that is not a loopback name (DNS rebinding: evil.example resolving to 127.0.0.1)
+ * or an `Origin` that is not a loopback page is refused, as Ollama learned (CVE-2024-28224).
+ */
+export function checkLocalCaller(req: http.IncomingMessage): void {
+  const host = hostnameOf(req.headers.host ?? '');
+  if (host === undefined || !isLoopbackName(host)) {
+    throw new ApiError(403, `requests for host ${JSON.stringify(req.headers.host ?? '')} are refused: without --api-key the API answers only loopback names (localhost, 127.0.0.1, [::1])`, 'permission_error', null, 'forbidden_host');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== 'null') {
+    let o: URL | undefined;
+    try {
+      o = new URL(origin);
+    } catch {
+      o = undefined;
+    }
+    if (!o || !isLoopbackName(o.hostname.replace(/^\[|\]$/g, ''))) {
+      throw new ApiError(403, `requests from the web page ${JSON.stringify(origin)} are refused: without --api-key only pages on this machine may call the API`, 'permission_error', null, 'forbidden_origin');
+    }
+  }
+}
+
+function hostnameOf(hostHeader: string): string | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(hostHeader.trim());
+  return m ? (m[1] ?? m[2])!.toLowerCase() : undefined;
+}
+
+function isLoopbackName(h: string): boolean {
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }

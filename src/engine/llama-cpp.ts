@@ -64,6 +64,16 @@ async function loadModel(lib: Lib, llama: Nlc.Llama, o: LoadOptions): Promise<En
     if (o.signal?.aborted) throw e;
     throw new PackError('ENGINE', `llama.cpp could not load ${o.path}: ${(e as Error).message}`, { cause: e, hint: 'check the model with mpk verify; it may need a newer llama.cpp' });
   }
+  let wrapper: Nlc.ChatWrapper;
+  try {
+    wrapper = chatWrapper(lib, model, o.chatFormat);
+  } catch (e) {
+    await model.dispose();
+    throw new PackError('ENGINE', `the chat template of ${o.path} cannot be used: ${(e as Error).message}`, {
+      cause: e,
+      hint: "the model's chat template is not valid; report it to whoever published the model",
+    });
+  }
   try {
     const parallel = Math.max(1, o.parallel ?? 1);
     const contextSize = o.contextSize ?? Math.min(model.trainContextSize || DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP);
@@ -76,7 +86,7 @@ async function loadModel(lib: Lib, llama: Nlc.Llama, o: LoadOptions): Promise<En
     });
     const warnings: string[] = [];
     if (o.projector) warnings.push('this model has a multimodal projector; llama.cpp through node-llama-cpp runs it as text only (images are not accepted)');
-    return new LlamaCppModel(lib, model, context, o, warnings);
+    return new LlamaCppModel(lib, model, context, o, wrapper, warnings);
   } catch (e) {
     await model.dispose();
     if (o.signal?.aborted) throw e;
@@ -99,6 +109,7 @@ class LlamaCppModel implements EngineModel {
     private readonly model: Nlc.LlamaModel,
     private readonly context: Nlc.LlamaContext,
     private readonly opts: LoadOptions,
+    wrapper: Nlc.ChatWrapper,
     readonly warnings: readonly string[],
   ) {
     this.contextSize = context.contextSize;
@@ -106,7 +117,7 @@ class LlamaCppModel implements EngineModel {
     const seqs: Nlc.LlamaContextSequence[] = [];
     while (context.sequencesLeft > 0) seqs.push(context.getSequence());
     this.sequences = new SlotPool(seqs);
-    this.wrapper = chatWrapper(lib, model, opts.chatFormat);
+    this.wrapper = wrapper;
   }
 
   async chat(messages: ChatMessage[], g: GenerateOptions = {}): Promise<Generation> {
@@ -116,17 +127,10 @@ class LlamaCppModel implements EngineModel {
     history.push({ type: 'model', response: [] });
     const promptTokens = this.wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.model.tokenizer).length;
     const maxTokens = this.budget(promptTokens, g.maxTokens);
-    return this.sequences.use(g.signal, async (seq) => {
+    return this.generate(g, promptTokens, async (seq, onToken) => {
       const chat = new this.lib.LlamaChat({ contextSequence: seq, chatWrapper: this.wrapper, autoDisposeSequence: false });
-      let completionTokens = 0;
       try {
-        const r = await chat.generateResponse(history, {
-          ...sampling(g),
-          maxTokens,
-          onToken: (t) => void (completionTokens += t.length),
-          ...(g.onText ? { onTextChunk: g.onText } : {}),
-        });
-        return { text: r.response, finishReason: finish(r.metadata.stopReason), promptTokens, completionTokens };
+        return await chat.generateResponse(history, { ...sampling(g), maxTokens, onToken, ...(g.onText ? { onTextChunk: g.onText } : {}) });
       } finally {
         chat.dispose({ disposeSequence: false });
       }
@@ -136,28 +140,49 @@ class LlamaCppModel implements EngineModel {
   async complete(prompt: string, g: GenerateOptions = {}): Promise<Generation> {
     const promptTokens = this.model.tokenize(prompt).length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
     const maxTokens = this.budget(promptTokens, g.maxTokens);
-    return this.sequences.use(g.signal, async (seq) => {
+    return this.generate(g, promptTokens, async (seq, onToken) => {
       const completion = new this.lib.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
-      let completionTokens = 0;
       try {
-        await seq.clearHistory();
-        const r = await completion.generateCompletionWithMeta(prompt, {
-          ...sampling(g),
-          maxTokens,
-          onToken: (t) => void (completionTokens += t.length),
-          ...(g.onText ? { onTextChunk: g.onText } : {}),
-        });
-        return { text: r.response, finishReason: finish(r.metadata.stopReason), promptTokens, completionTokens };
+        return await completion.generateCompletionWithMeta(prompt, { ...sampling(g), maxTokens, onToken, ...(g.onText ? { onTextChunk: g.onText } : {}) });
       } finally {
         completion.dispose({ disposeSequence: false });
       }
     });
   }
 
+  /**
+   * One generation on a free sequence. Tokens are counted by the sequence's meter (it also counts
+   * the tokens a stop text swallowed). node-llama-cpp throws when aborted before the first token:
+   * that is an answer stopped at nothing, not an error.
+   */
+  private generate(
+    g: GenerateOptions,
+    promptTokens: number,
+    fn: (seq: Nlc.LlamaContextSequence, onToken: (t: Nlc.Token[]) => void) => Promise<{ response: string; metadata: { stopReason: string } }>,
+  ): Promise<Generation> {
+    return this.sequences.use(g.signal, async (seq) => {
+      const before = seq.tokenMeter.usedOutputTokens;
+      let seen = 0;
+      const onToken = (t: Nlc.Token[]) => void (seen += t.length);
+      const count = () => Math.max(seen, seq.tokenMeter.usedOutputTokens - before);
+      try {
+        const r = await fn(seq, onToken);
+        return { text: r.response, finishReason: finish(r.metadata.stopReason), promptTokens, completionTokens: count() };
+      } catch (e) {
+        if (g.signal?.aborted) return { text: '', finishReason: 'abort', promptTokens, completionTokens: count() };
+        throw e;
+      }
+    });
+  }
+
   async embed(text: string): Promise<Embedding> {
     const tokens = this.model.tokenize(text).length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
-    if (tokens > this.contextSize) throw overflow(tokens, this.contextSize, 'input');
-    this.embedding ??= this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.opts.threads });
+    // node-llama-cpp refuses an input that fills the context
+    if (tokens >= this.contextSize) throw overflow(tokens, this.contextSize - 1, 'input');
+    if (!this.embedding) {
+      this.embedding = this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.opts.threads });
+      this.embedding.catch(() => (this.embedding = undefined)); // a failed creation is tried again next time
+    }
     const e = await (await this.embedding).getEmbeddingFor(text);
     return { vector: [...e.vector], tokens };
   }

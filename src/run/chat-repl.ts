@@ -14,6 +14,8 @@ export interface ReplIo {
   terminal: boolean;
   /** Aborts the whole session (SIGTERM). */
   signal?: AbortSignal;
+  /** A turn that failed (the session goes on). */
+  onError?: (e: unknown) => void;
 }
 
 const HELP = `Commands:
@@ -40,7 +42,9 @@ export async function chatRepl(conv: Conversation, io: ReplIo): Promise<number> 
   io.signal?.addEventListener('abort', onSessionAbort, { once: true });
   rl.on('close', () => {
     closed = true;
-    answering?.abort(new Error('closed'));
+    // Ctrl-D on a terminal also stops the answer; the end of a pipe only ends the input: the
+    // lines already read are still answered
+    if (io.terminal) answering?.abort(new Error('closed'));
   });
   if (!io.terminal) io.output.write('>>> ');
   else rl.prompt();
@@ -57,13 +61,21 @@ export async function chatRepl(conv: Conversation, io: ReplIo): Promise<number> 
         answering = new AbortController();
         try {
           const g = await conv.ask(raw, { signal: answering.signal, onText: (t) => void io.output.write(t) });
+          if (g.forgotten) io.output.write(`[the ${g.forgotten} oldest turn${g.forgotten > 1 ? 's were' : ' was'} forgotten to fit the context]\n`);
           io.output.write(g.finishReason === 'abort' ? '\n[stopped]\n\n' : '\n\n');
           turns++;
+        } catch (e) {
+          if (io.signal?.aborted) throw e;
+          if (answering.signal.aborted) io.output.write('\n[stopped]\n\n'); // Ctrl-C before the engine began
+          else {
+            io.output.write('\n');
+            io.onError?.(e);
+          }
         } finally {
           answering = undefined;
         }
       }
-      if (closed) break;
+      if (closed && io.terminal) break;
       if (io.terminal) rl.prompt();
       else io.output.write('>>> ');
     }

@@ -5,6 +5,7 @@
  * pointing at its blob: nothing is copied, and the mapped files are the store's blobs.
  * `STORE/run/sha256-<first shard's hex>/model-0000N-of-0000M.gguf`, made once (temp folder + rename).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
@@ -18,13 +19,15 @@ export async function shardLinks(store: LocalStore, shards: GgufFile[]): Promise
   const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${n}.gguf`);
   const targets = shards.map((g) => store.blobs.path(g.file.layer.digest));
   if (await linksAre(dir, names, targets)) return join(dir, names[0]!);
-  const tmp = `${dir}.${process.pid}.tmp`;
+  const tmp = `${dir}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`; // two loads at once each make their own
   try {
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     for (let i = 0; i < names.length; i++) await symlink(targets[i]!, join(tmp, names[i]!));
-    await rm(dir, { recursive: true, force: true });
+    // a stale folder (wrong links) is moved aside, not emptied under a process that maps it
+    await rename(dir, `${tmp}.old`).catch(() => undefined);
     await rename(tmp, dir);
+    await rm(`${tmp}.old`, { recursive: true, force: true });
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     if (await linksAre(dir, names, targets)) return join(dir, names[0]!); // another process made it

@@ -180,3 +180,19 @@ test('mpk run without the engine installed says what to install, exit 10', async
   assert.match(c.stderr(), /^mpk: running a model needs the llama\.cpp engine \(node-llama-cpp\), which is not installed\. Hint: npm install .*node-llama-cpp@3\.21\.1 @node-llama-cpp\/linux-x64@3\.21\.1/);
   assert.equal(c.stderr().trim().split('\n').length, 1);
 });
+
+test('mpk run -i on a pipe answers every line to the end of input; a history past the context forgets its oldest turns', async (t) => {
+  const lib = await importLlamaCpp(t);
+  if (!lib) return;
+  const dir = await tempDir(t);
+  const a = await tinyStore(dir);
+  const c = spawnMpk(t, a.env, ['run', '-i', 'models/tiny:q8', ...GREEDY, '--ctx-size', '256', '--max-tokens', '60']);
+  const question = (i: number) => `question ${i}: ${'tell me about the cat and the dog '.repeat(6)}`;
+  for (let i = 1; i <= 4; i++) c.write(`${question(i)}\n`);
+  c.end(); // no /bye: the end of input ends the chat once every line is answered
+  assert.equal(await c.exit, 0, c.stderr());
+  const answers = c.stdout().split('>>> ').slice(1, -1);
+  assert.equal(answers.length, 4, c.stdout());
+  assert.match(c.stdout(), /\[the 1 oldest turn was forgotten to fit the context\]|\[the \d oldest turns were forgotten to fit the context\]/);
+  assert.equal(c.stderr(), '');
+});

@@ -1,5 +1,6 @@
 /** `mpk run REF [PROMPT]`: pull if missing, map the weights from the store, answer or chat. */
-import { hasErrorCode, PackError } from '../../errors.js';
+import type { Readable } from 'node:stream';
+import { findPackError, hasErrorCode, PackError } from '../../errors.js';
 import { parseReference } from '../../oci/reference.js';
 import { chatRepl } from '../../run/chat-repl.js';
 import { Conversation } from '../../run/conversation.js';
@@ -71,7 +72,17 @@ export const runCommand: CommandSpec = {
         if (prompt !== undefined && prompt.trim() === '') throw new PackError('USAGE', 'mpk run: the prompt is empty', { hint: 'give a PROMPT, pipe some text, or run on a terminal to chat' });
         if (prompt !== undefined) return await answerOnce(ctx, v, opened, conv, prompt);
         if (!ctx.stdin) throw new PackError('USAGE', 'mpk run: no prompt given and no terminal to chat on', { hint: 'give a PROMPT, or pipe text to mpk run' });
-        await chatRepl(conv, { input: ctx.stdin as NodeJS.ReadableStream as import('node:stream').Readable, output: ctx.stdout, terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+        await chatRepl(conv, {
+          input: ctx.stdin as NodeJS.ReadableStream as Readable,
+          output: ctx.stdout,
+          terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          onError: (e) => {
+            const pe = findPackError(e);
+            if (!pe) throw e;
+            ctx.stderr.write(`mpk: ${pe.message}${pe.hint ? `. Hint: ${pe.hint}` : ''}\n`);
+          },
+        });
         return 0;
       } finally {
         await opened.close();
