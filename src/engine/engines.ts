@@ -15,7 +15,7 @@ export const LLAMA_CPP_PACKAGE = 'node-llama-cpp@3.21.1';
 export function engineInstallHint(platform = process.platform, arch = process.arch): string {
   const os = platform === 'darwin' ? 'mac' : platform === 'win32' ? 'win' : platform;
   const binary = platform === 'darwin' && arch === 'arm64' ? 'mac-arm64-metal' : `${os}-${arch}`;
-  return `npm install --omit=optional --ignore-scripts ${LLAMA_CPP_PACKAGE} @node-llama-cpp/${binary}@3.21.1 beside mpk (the CPU build, ~70 MB; without --omit=optional its CUDA and Vulkan builds come too, ~730 MB)`;
+  return `npm install --omit=optional --ignore-scripts ${LLAMA_CPP_PACKAGE} @node-llama-cpp/${binary}@3.21.1 beside mpk (the CPU build, ~85 MB; without --omit=optional its CUDA and Vulkan builds come too, ~730 MB)`;
 }
 
 /** The llama.cpp engine (GGUF models). ENGINE_MISSING when node-llama-cpp is not installed. */
