@@ -34,16 +34,13 @@ export async function openLlamaCpp(opts: EngineOptions): Promise<Engine> {
       usePrebuiltBinaries: true,
       progressLogs: false,
       ...(opts.maxThreads ? { maxThreads: opts.maxThreads } : {}),
-      logLevel: lib.LlamaLogLevel.warn,
-      // a logger only when someone reads it: each log line crosses from the native side
-      ...(log
-        ? {
-            logger: (level: Nlc.LlamaLogLevel, message: string) => {
-              const text = message.trim();
-              if (text) log(`llama.cpp ${level}: ${text}`);
-            },
-          }
-        : {}),
+      // warnings only for who reads them (--verbose); node-llama-cpp's own logger would print
+      // them on the user's terminal, in the middle of a chat
+      logLevel: log ? lib.LlamaLogLevel.warn : lib.LlamaLogLevel.error,
+      logger: (level: Nlc.LlamaLogLevel, message: string) => {
+        const text = message.trim();
+        if (log && text) log(`llama.cpp ${level}: ${text}`);
+      },
     });
   } catch (e) {
     if (e instanceof lib.NoBinaryFoundError) throw engineMissing(e, ` (no prebuilt llama.cpp binary for ${process.platform}-${process.arch})`);

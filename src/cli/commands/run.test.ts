@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mpk } from '../../test-support/cli.js';
+import { hasCommand } from '../../test-support/peers.js';
 import { directChat, importLlamaCpp } from '../../test-support/llama.js';
 import { startTestServer } from '../../test-support/serve.js';
 import { tempDir, makeModelDir, writeTree } from '../../test-support/tmp.js';
@@ -196,3 +197,58 @@ test('mpk run -i on a pipe answers every line to the end of input; a history pas
   assert.match(c.stdout(), /\[the 1 oldest turn was forgotten to fit the context\]|\[the \d oldest turns were forgotten to fit the context\]/);
   assert.equal(c.stderr(), '');
 });
+
+test('mpk run on a terminal: Ctrl-C stops the answer, not the chat; Ctrl-C at the prompt says how to leave; Ctrl-D leaves', async (t) => {
+  const lib = await importLlamaCpp(t);
+  if (!lib) return;
+  if (!hasCommand('script')) {
+    if (process.env.CI === 'true') throw new Error('CI: script (bsdutils) is not installed');
+    t.skip('script (bsdutils) is not installed: it gives mpk a terminal');
+    return;
+  }
+  const dir = await tempDir(t);
+  const a = await tinyStore(dir);
+  // script(1) runs mpk on a pseudo-terminal: its stdin and stdout are a TTY, so the chat is the
+  // terminal one (raw mode: Ctrl-C arrives as a key, not as SIGINT to the process)
+  const cmd = [process.execPath, '--import', 'tsx', BIN, 'run', 'models/tiny:q8', '--temperature', '0', '--threads', '1', '--ctx-size', '4096', '--max-tokens', '3000'].map((s) => `'${s}'`).join(' ');
+  const c = spawnMpkVia(t, 'script', ['-qfec', cmd, '/dev/null'], a.env);
+  await c.waitFor(/>>> $/);
+  c.write('Hello there\r');
+  await c.waitFor(/Hello there\s+\S+/); // the answer has begun
+  c.write('\x03');
+  await c.waitFor(/\[stopped\]\s*>>> $/);
+  c.write('\x03');
+  await c.waitFor(/Use Ctrl-D or \/bye to leave\.\s*>>> $/);
+  c.write('\x04');
+  assert.equal(await c.exit, 0, c.stdout());
+});
+
+function spawnMpkVia(t: { after(fn: () => unknown): void }, cmd: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let raw = '';
+  child.stdout.on('data', (d) => (raw += d));
+  child.stderr.on('data', (d) => (raw += d));
+  // what the terminal shows, without readline's cursor moves and colours
+  let out = '';
+  const screen = () => (out = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    pid: child.pid!,
+    stdout: () => screen(),
+    stderr: () => '',
+    write: (s) => void child.stdin.write(s),
+    end: () => child.stdin.end(),
+    exit,
+    async waitFor(re, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (!re.test(screen())) {
+        if (child.exitCode !== null) throw new Error(`exited (${child.exitCode}) before ${re}: ${JSON.stringify(out)}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}: ${JSON.stringify(out)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}
