@@ -1,23 +1,11 @@
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { importLlamaCpp } from './llama.js';
 import { tempDir } from './tmp.js';
 import { TINY_LLAMA_DIMS, TINY_LLAMA_VOCAB_SIZE, toF16, writeTinyLlama, writeTinyLora } from './tiny-llama.js';
 import { GgufType, readGgufHeader } from '../formats/gguf.js';
-
-type NodeLlamaCpp = typeof import('node-llama-cpp');
-
-/** node-llama-cpp, or a skip (a failure on CI) when it is not installed. */
-async function importLlamaCpp(t: TestContext): Promise<NodeLlamaCpp | undefined> {
-  try {
-    return await import('node-llama-cpp');
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    t.skip('node-llama-cpp not installed: npm install node-llama-cpp@3.21.1');
-    return undefined;
-  }
-}
 
 // more threads than cores is ~30x slower (llama.cpp spins); on a model this small 1 thread beats 2
 // (whole file: 3.0 s with 1, 4.5-5 s with 2, on 2 cores)
