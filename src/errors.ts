@@ -79,7 +79,8 @@ export function hasErrorCode(err: unknown, code: ErrorCode): boolean {
 export function isTransient(err: unknown): boolean {
   if (hasErrorCode(err, 'NETWORK') || (err as { retryable?: unknown })?.retryable === true) return true;
   const status = (err as { status?: unknown })?.status;
-  return typeof status === 'number' && (status >= 500 || status === 429);
+  // 501 Not Implemented and 507 Insufficient Storage do not pass by themselves
+  return typeof status === 'number' && ((status >= 500 && status !== 501 && status !== 507) || status === 429);
 }
 
 /** The first PackError in err's cause chain, if any. */

@@ -221,3 +221,21 @@ test('--group-small-files packs each directory of small files into one tar layer
   assert.deepEqual(r.files.map((f) => f.path).sort(), ['config.json', 'data/b.jsonl', 'data/sub/c.jsonl', 'data/sub/d.jsonl', 'data/train.jsonl', 'model.safetensors']);
   assert.equal(await readFile(join(out, 'data/sub/d.jsonl'), 'utf8'), 'd\n');
 });
+
+test('--group-small-files says which small files keep a layer each and why (top level, alone in a folder, weights)', async (t) => {
+  const dir = await tempDir(t);
+  await writeTree(dir, { 'model.bin': Buffer.alloc(1000, 1), 'README.md': '# m\n', 'LICENSE': 'MIT\n', 'docs/only.md': 'alone\n', 'data/a.txt': 'a\n', 'data/b.txt': 'b\n' });
+  const mf = parseModelfile('MODEL model.bin\nDOC README.md\nDOC LICENSE\nDOC docs/only.md\nDATASET data/*\n');
+  const warnings: string[] = [];
+  const { manifest } = await build(t, dir, { modelfile: mf, groupSmallFiles: true, onWarning: (w) => warnings.push(w) });
+  assert.deepEqual(
+    manifest.layers.map((l: { mediaType: string; annotations: Record<string, string> }) => l.annotations['org.cncf.model.filepath']),
+    ['model.bin', 'LICENSE', 'README.md', 'docs/only.md', 'data'],
+  );
+  assert.deepEqual(warnings, [
+    '--group-small-files: 4 small files keep a layer each: LICENSE, README.md at the top of the model (a tar layer is named by its folder, and the top has none: move them into a folder to group them); docs/only.md alone in its folder (the only small file of its kind there: a tar of one file saves nothing); model.bin (weights always keep a layer of their own)',
+  ]);
+  const quiet: string[] = [];
+  await build(t, dir, { modelfile: mf, onWarning: (w) => quiet.push(w) });
+  assert.deepEqual(quiet, [], 'nothing said without the flag');
+});

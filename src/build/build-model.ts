@@ -21,7 +21,7 @@ import { IngestPool, fileChangedError, type BatchItem } from './ingest-pool.js';
 import { fileMetadata, layerDescriptor } from './layers.js';
 import { mapBounded } from '../internal/map-bounded.js';
 import { packModel, type Packed } from './pack.js';
-import { SMALL_FILE, groupMetadata, planLayers, writeTarGroup, type PlanFile, type TarGroup } from './tar-group.js';
+import { SMALL_FILE, groupMetadata, planLayers, ungroupedWarning, writeTarGroup, type PlanFile, type TarGroup } from './tar-group.js';
 
 export interface BuildProgress {
   filesDone: number;
@@ -92,6 +92,8 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     const n = plan.groups.reduce((a, g) => a + g.files.length, 0);
     opts.onWarning?.(`${n} small files in ${plan.groups.length} directories packed as tar layers: one layer per file would make a manifest over the 4 MiB registries accept`);
   }
+  const ungrouped = ungroupedWarning(plan);
+  if (ungrouped) opts.onWarning?.(ungrouped);
 
   const progress: BuildProgress = { filesDone: 0, filesTotal: planned.length, bytesDone: 0, bytesTotal, bytesSkipped: 0 };
   const report = throttle(() => opts.onProgress?.({ ...progress }), 100);
@@ -106,7 +108,9 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     const size = Number(p.stats.size);
     let digest = !opts.noCache ? cache.get(p.absPath, p.stats) : undefined;
     if (digest) await store.blobs.hold(digest);
-    if (digest && (await store.blobs.size(digest)) === size) {
+    // The blob must still be the file stored from these bytes: one changed since (edited through
+    // an `extract --link`) is read from the source again and replaced.
+    if (digest && (await store.blobs.exists({ digest, size }))) {
       progress.bytesSkipped += size;
     } else {
       const tmp = await store.blobs.tempPath();
@@ -146,11 +150,15 @@ export async function buildModel(store: LocalStore, opts: BuildOptions): Promise
     }
   };
   const target = await store.blobs.writerPaths();
+  // What the store verified: a worker trusts a cached digest's blob only while its file has the
+  // identity recorded here (one stat, on the worker), else it reads the source file again.
+  const verified = (await store.blobs.verified?.snapshot()) ?? new Map<string, string>();
   const ingestBatch = async (batch: Planned[]): Promise<Descriptor[]> => {
     opts.signal?.throwIfAborted();
     const items = batch.map((p): BatchItem => {
       const cached = opts.noCache ? undefined : cache.get(p.absPath, p.stats);
-      return { src: p.absPath, size: Number(p.stats.size), ...(cached ? { cached } : {}) };
+      const cachedId = cached && verified.get(cached);
+      return { src: p.absPath, size: Number(p.stats.size), ...(cached && cachedId ? { cached, cachedId } : {}) };
     });
     const results = await pool.ingestBatch(items, target);
     return results.map((r, i) => {

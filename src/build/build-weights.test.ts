@@ -96,7 +96,7 @@ test('a Modelfile value the weights contradict: kept, with a warning naming both
   const home = await tempDir(t);
   const b = await mpk({ MPK_HOME: home }, dir, 'build', '-t', 'models/tiny:q8', '.');
   assert.equal(b.code, 0, b.stderr);
-  assert.equal(b.stderr, 'mpk: warning: Modelfile: QUANTIZATION Q8_0 contradicts the weights: tiny.gguf says Q4_K_M; keeping Q8_0\n');
+  assert.equal(b.stderr, `mpk: created a new store at ${home}\nmpk: warning: Modelfile: QUANTIZATION Q8_0 contradicts the weights: tiny.gguf says Q4_K_M; keeping Q8_0\n`);
 });
 
 test('a corrupt GGUF in a directory: the build succeeds with a warning naming the file; nothing is inferred from it', async (t) => {
@@ -160,7 +160,7 @@ test('mpk modelfile generate FILE, mpk build FILE, and mpk inspect (text and --j
   assert.match(gen.stdout, /\nNAME tiny\nARCH llama\nFAMILY llama\nFORMAT gguf\nPARAMSIZE 1\.47M\nQUANTIZATION Q4_K_M\n\n# Model weights\nMODEL tiny\.gguf\n$/);
   const b = await mpk(env, dir, 'build', '-t', 'models/tiny:v1', 'tiny.gguf');
   assert.equal(b.code, 0, b.stderr);
-  assert.equal(b.stderr, '');
+  assert.equal(b.stderr, `mpk: created a new store at ${env.MPK_HOME}\n`, 'the first command on a new store says so, nothing else');
   const text = (await mpk(env, dir, 'inspect', 'models/tiny:v1')).stdout;
   for (const re of [/^Architecture:\s+llama$/m, /^Format:\s+gguf$/m, /^Parameters:\s+1\.47M$/m, /^Quantization:\s+Q4_K_M$/m, /^Context size:\s+4096$/m,
     /^GGUF metadata \(15 keys; --json for every value\):$/m, /^ {2}general\.name\s+Tiny Llama Test$/m, /^ {2}tokenizer\.ggml\.tokens\s+\[300 × string\]$/m,

@@ -16,18 +16,26 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const buf = Buffer.allocUnsafe(1 << 20);
 const REPORT_EVERY = 16 << 20;
-const blobExists = (p, size) => { try { return fs.statSync(p).size === size; } catch { return false; } };
+const statOf = (p) => { try { return fs.statSync(p, { bigint: true }); } catch { return undefined; } };
+const idOf = (s) => s.dev + ':' + s.ino + ':' + s.size + ':' + s.mtimeNs + ':' + s.ctimeNs;
 // Small files in one message: read whole, hash, record every digest in the writer's lease, then
-// write the blobs that are missing (read-only, under a temp name, renamed into place).
+// write the blobs that are missing (read-only, under a temp name, renamed into place). A cached
+// digest is trusted only while its blob file has the identity the store verified (cachedId); a
+// blob already there for a file read is compared byte for byte and replaced if it differs. The
+// identities of blobs so proven are appended to the store's verified log (job.verified).
 function batch(job) {
   const out = [];
   const held = [];
+  const proven = [];
   for (const f of job.batch) {
     if (f.cached) held.push(f.cached);
   }
   if (held.length) fs.appendFileSync(job.lease, held.join('\\n') + '\\n');
   for (const f of job.batch) {
-    if (f.cached && blobExists(job.blobs + '/' + f.cached.slice(7), f.size)) { out.push({ digest: f.cached, size: f.size, read: false }); continue; }
+    if (f.cached) {
+      const s = statOf(job.blobs + '/' + f.cached.slice(7));
+      if (s && idOf(s) === f.cachedId) { out.push({ digest: f.cached, size: f.size, read: false }); continue; }
+    }
     const fd = fs.openSync(f.src, 'r');
     let data;
     try {
@@ -46,14 +54,26 @@ function batch(job) {
   if (fresh.length) fs.appendFileSync(job.lease, fresh.map((r) => r.digest).join('\\n') + '\\n');
   for (const r of fresh) {
     const dest = job.blobs + '/' + r.digest.slice(7);
-    if (!blobExists(dest, r.size)) {
+    const before = statOf(dest);
+    let same = false;
+    if (before && before.isFile() && Number(before.size) === r.size) {
+      try { same = fs.readFileSync(dest).equals(r.data); } catch {}
+      const after = same && statOf(dest);
+      if (after && idOf(after) === idOf(before)) proven.push(r.digest + ' ' + idOf(after));
+    }
+    if (!same) {
       const tmp = job.ingest + '/' + process.pid + '-b' + job.id + '-' + Math.random().toString(36).slice(2);
       try {
         fs.writeFileSync(tmp, r.data, { mode: 0o444, flag: 'wx' });
         try { fs.renameSync(tmp, dest); } catch (e) { if (e.code !== 'ENOENT') throw e; fs.mkdirSync(job.blobs, { recursive: true }); fs.renameSync(tmp, dest); }
       } catch (e) { try { fs.unlinkSync(tmp); } catch {} throw e; }
+      const s = statOf(dest);
+      if (s) proven.push(r.digest + ' ' + idOf(s));
     }
     delete r.data;
+  }
+  if (proven.length && job.verified) {
+    try { fs.appendFileSync(job.verified, proven.join('\\n') + '\\n'); } catch {} // lost records cost a rehash, never trust
   }
   return out;
 }
@@ -100,8 +120,10 @@ export interface IngestResult {
 export interface BatchItem {
   src: string;
   size: number;
-  /** A digest the cache remembers: the file is not read if that blob is in the store. */
+  /** A digest the cache remembers: the file is not read if that blob is in the store, unchanged. */
   cached?: string;
+  /** The identity the store recorded for that blob when it verified it (see store/verified.ts). */
+  cachedId?: string;
 }
 
 export interface BatchResult extends IngestResult {
@@ -109,11 +131,15 @@ export interface BatchResult extends IngestResult {
   read: boolean;
 }
 
-/** Where a batch puts its blobs: the store's ingest dir, its blobs/sha256 dir, and the writer's lease file. */
+/**
+ * Where a batch puts its blobs: the store's ingest dir, its blobs/sha256 dir, the writer's lease
+ * file, and the store's log of verified blob identities.
+ */
 export interface BatchTarget {
   ingest: string;
   blobs: string;
   lease: string;
+  verified?: string;
 }
 
 interface Job {

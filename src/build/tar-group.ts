@@ -45,6 +45,12 @@ export interface LayerPlan {
   singles: PlanFile[];
   groups: TarGroup[];
   manifestBytes: number;
+  /**
+   * With `groupAll`: the small files that still get a layer each, by reason: at the top of the
+   * model (a tar layer is named by its folder, and the top has none), the only small file of its
+   * kind in its folder (a tar of one file saves nothing), or a weight (weights stay raw).
+   */
+  ungrouped?: { top: PlanFile[]; alone: PlanFile[]; weights: PlanFile[] };
 }
 
 function singleBytes(f: PlanFile, family: ModelFamily, keep: boolean): number {
@@ -70,10 +76,18 @@ export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata:
   let total = MANIFEST_OVERHEAD + reservedBytes + [...sizes.values()].reduce((a, b) => a + b, 0);
   if (total <= MAX_MANIFEST_BYTES && !groupAll) return { singles: files, groups: [], manifestBytes: total };
   const byDir = new Map<string, TarGroup>();
+  const ungrouped = { top: [] as PlanFile[], alone: [] as PlanFile[], weights: [] as PlanFile[] };
   for (const f of files) {
-    if (Number(f.stats.size) >= SMALL_FILE || f.kind === 'weight') continue;
+    if (Number(f.stats.size) >= SMALL_FILE) continue;
+    if (f.kind === 'weight') {
+      ungrouped.weights.push(f);
+      continue;
+    }
     const i = f.path.lastIndexOf('/');
-    if (i < 0) continue; // files at the top stay single: a group needs a directory to be named by
+    if (i < 0) {
+      ungrouped.top.push(f); // files at the top stay single: a group needs a directory to be named by
+      continue;
+    }
     const dir = f.path.slice(0, i);
     const key = `${f.kind}\0${dir}`;
     const g = byDir.get(key) ?? byDir.set(key, { kind: f.kind, dir, files: [] }).get(key)!;
@@ -81,6 +95,7 @@ export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata:
   }
   const saving = (g: TarGroup) => g.files.reduce((n, f) => n + sizes.get(f)!, 0) - groupBytes(g, family);
   const candidates = [...byDir.values()].filter((g) => g.files.length > 1).sort((a, b) => saving(b) - saving(a) || (a.dir < b.dir ? -1 : 1));
+  ungrouped.alone = [...byDir.values()].filter((g) => g.files.length === 1).map((g) => g.files[0]!);
   const groups: TarGroup[] = [];
   for (const g of candidates) {
     if (total <= MAX_MANIFEST_BYTES && !groupAll) break;
@@ -93,7 +108,23 @@ export function planLayers(files: PlanFile[], family: ModelFamily, keepMetadata:
     });
   }
   const grouped = new Set(groups.flatMap((g) => g.files));
-  return { singles: files.filter((f) => !grouped.has(f)), groups, manifestBytes: total };
+  const plan: LayerPlan = { singles: files.filter((f) => !grouped.has(f)), groups, manifestBytes: total };
+  if (groupAll) plan.ungrouped = ungrouped;
+  return plan;
+}
+
+/** With `--group-small-files`: one warning saying which small files keep a layer each, and why. */
+export function ungroupedWarning(plan: LayerPlan): string | undefined {
+  const u = plan.ungrouped;
+  const n = u ? u.top.length + u.alone.length + u.weights.length : 0;
+  if (!u || n === 0) return undefined;
+  const names = (fs: PlanFile[]) => fs.slice(0, 3).map((f) => f.path).join(', ') + (fs.length > 3 ? ` and ${fs.length - 3} more` : '');
+  const why = [
+    u.top.length ? `${names(u.top)} at the top of the model (a tar layer is named by its folder, and the top has none: move them into a folder to group them)` : '',
+    u.alone.length ? `${names(u.alone)} alone in ${u.alone.length === 1 ? 'its folder' : 'their folders'} (the only small file of ${u.alone.length === 1 ? 'its' : 'their'} kind there: a tar of one file saves nothing)` : '',
+    u.weights.length ? `${names(u.weights)} (weights always keep a layer of their own)` : '',
+  ].filter(Boolean);
+  return `--group-small-files: ${n} small ${n === 1 ? 'file keeps' : 'files keep'} a layer each: ${why.join('; ')}`;
 }
 
 /**

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PackError } from '../errors.js';
 import type { ProgressSink } from './progress.js';
+import { closest } from './suggest.js';
 
 export interface Io {
   stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -42,20 +43,26 @@ export interface CommandSpec {
   run(ctx: Ctx, values: Record<string, unknown>, positionals: string[]): Promise<number>;
 }
 
-/** Parses one command's arguments; unknown flags or wrong counts are USAGE errors with a hint. */
+/**
+ * Parses one command's arguments; unknown flags or wrong counts are USAGE errors with a hint (the
+ * nearest option for a mistyped one). Messages start with the command's name: `build: …`.
+ */
 export function parseCommand(spec: CommandSpec, argv: string[]): { values: Record<string, unknown>; positionals: string[] } {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: spec.options, allowPositionals: true, strict: true });
   } catch (e) {
-    const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new PackError('USAGE', `mpk ${spec.name}: ${msg}`, { hint: `usage: ${spec.usage} (see mpk ${spec.name} --help)` });
+    const raw = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    const msg = raw.charAt(0).toLowerCase() + raw.slice(1);
+    const unknown = /^Unknown option '--([^'=]+)/.exec(raw)?.[1];
+    const guess = unknown ? closest(unknown, Object.keys(spec.options)) : undefined;
+    throw new PackError('USAGE', `${spec.name}: ${msg}`, { hint: `${guess ? `did you mean --${guess}? ` : ''}usage: ${spec.usage} (see mpk ${spec.name} --help)` });
   }
   const [min, max] = spec.args;
   const n = parsed.positionals.length;
   if (n < min || n > max) {
     const want = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `${min} to ${max}`;
-    throw new PackError('USAGE', `mpk ${spec.name}: expected ${want} argument${max === 1 ? '' : 's'}, got ${n}`, { hint: `usage: ${spec.usage}` });
+    throw new PackError('USAGE', `${spec.name}: expected ${want} argument${(max === Infinity ? min : max) === 1 ? '' : 's'}, got ${n}`, { hint: `usage: ${spec.usage}` });
   }
   return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
 }

@@ -1,4 +1,5 @@
-/** Text formatting for the CLI: sizes, rates, tables. Pure functions. */
+/** Text formatting for the CLI: sizes, rates, tables, counts. Pure functions. */
+import { formatParamCount } from '../formats/param-size.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -31,4 +32,24 @@ export function table(header: string[], rows: string[][]): string {
 /** "sha256:abcdef…" → "abcdef012345" (12 hex digits), as docker shows image IDs. */
 export function shortDigest(d: string): string {
   return d.slice(d.indexOf(':') + 1, d.indexOf(':') + 13);
+}
+
+/** `1 file`, `2 files`, `1 entry`/`3 entries` with an explicit plural; counts are never "1 files". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+const PARAM_SCALE: Record<string, number> = { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9, t: 1e12 };
+
+/**
+ * A parameter size as configs write it (`5M`, `5.00M`, `1.23 M`, `0.5B`, `7b`, `494032768`), shown
+ * one way: llama.cpp's `494M`, `7.24B` (three significant digits). Anything else (`8x7B`, words)
+ * is shown as written, with control characters made visible.
+ */
+export function paramSizeText(value: string): string {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmbgt]?)\s*$/i.exec(value);
+  const scale = m ? PARAM_SCALE[m[2]!.toLowerCase()] : undefined;
+  const n = m && scale !== undefined ? Number(m[1]) * scale : NaN;
+  if (!Number.isFinite(n)) return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return formatParamCount(n);
 }

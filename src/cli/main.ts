@@ -1,8 +1,19 @@
 /**
  * The bin entry: the only module that touches `process`. SIGINT/SIGTERM abort the running command
  * (temp files are removed, nothing half-written becomes visible), a second signal exits at once.
+ *
+ * A reader that leaves (`mpk inspect REF | head -2`, `mpk pull REF --json | head -1`) ends mpk as
+ * it ends ls or git: quietly, nothing on stderr, with the status a shell shows for them (141,
+ * 128 + SIGPIPE). Node ignores SIGPIPE, so mpk sees EPIPE instead and does the same by hand: the
+ * running command is aborted (a pull keeps its partial files for the next run) and nothing more
+ * is printed. 141 rather than 0: under `set -o pipefail` a script sees what it sees for ls, and a
+ * pull cut short is never reported as done.
  */
 import { run } from './run.js';
+
+/** 128 + SIGPIPE (13): what a shell reports for a writer whose reader left. */
+export const EXIT_PIPE = 141;
+const EXIT_IO = 5;
 
 export async function main(): Promise<void> {
   const ac = new AbortController();
@@ -13,16 +24,41 @@ export async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+
+  let outputGone: number | undefined; // the exit code once stdout or stderr failed
+  const onWriteError = (stream: 'stdout' | 'stderr') => (e: NodeJS.ErrnoException) => {
+    if (outputGone !== undefined) return;
+    outputGone = e?.code === 'EPIPE' ? EXIT_PIPE : EXIT_IO;
+    if (outputGone === EXIT_IO && stream === 'stdout') process.stderr.write(`mpk: cannot write to standard output: ${e?.message ?? e}\n`);
+    process.exitCode = outputGone;
+    ac.abort(new Error(`${stream} closed`));
+  };
+  process.stdout.on('error', onWriteError('stdout'));
+  process.stderr.on('error', onWriteError('stderr'));
+  // Once the output is gone, the command's last words ("interrupted") have no one to read them.
+  const stderr = {
+    write: (s: string) => (outputGone === undefined ? process.stderr.write(s) : true),
+    get isTTY() {
+      return process.stderr.isTTY;
+    },
+    get columns() {
+      return process.stderr.columns;
+    },
+    get rows() {
+      return process.stderr.rows;
+    },
+  };
+
   const code = await run(process.argv.slice(2), {
     stdout: process.stdout,
-    stderr: process.stderr,
+    stderr,
     env: process.env,
     cwd: process.cwd(),
     signal: ac.signal,
     readStdin: readStdin,
     stdin: process.stdin,
   });
-  process.exitCode = code;
+  process.exitCode = outputGone ?? code;
 }
 
 async function readStdin(): Promise<string> {

@@ -1,35 +1,13 @@
 /**
- * The CLI in-process: `run(argv, io)` → exit code. Commands are loaded on demand, so
- * `mpk --version` loads almost nothing. Errors print as one line with a hint.
+ * The CLI in-process: `run(argv, io)` → exit code. Commands are loaded on demand (commands-table.ts),
+ * so `mpk --version` loads almost nothing. Errors print as one line with a hint (JSON with --json).
  */
-import { findPackError, PackError } from '../errors.js';
-import { helpText, parseCommand, type CommandSpec, type Ctx, type Io } from './context.js';
+import { findPackError, ModelfileSyntaxError, PackError } from '../errors.js';
+import { COMMANDS, GLOBAL_FLAGS, type CommandEntry } from './commands-table.js';
+import { helpText, parseCommand, type Ctx, type Io } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { closest } from './suggest.js';
 import { VERSION } from '../version.js';
-
-const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandSpec> }> = {
-  build: { summary: 'Build a model from a directory (and a Modelfile) into the store', load: async () => (await import('./commands/build.js')).build },
-  modelfile: { summary: 'Generate a Modelfile from a model directory (modelfile generate DIR)', load: async () => (await import('./commands/modelfile.js')).modelfileGenerate },
-  ls: { summary: 'List the models in the store', load: async () => (await import('./commands/ls.js')).ls },
-  inspect: { summary: 'Show a model: manifest, config and files', load: async () => (await import('./commands/inspect.js')).inspect },
-  tag: { summary: 'Give a model another name', load: async () => (await import('./commands/tag.js')).tag },
-  rm: { summary: 'Remove model references (blobs go with prune)', load: async () => (await import('./commands/rm.js')).rm },
-  prune: { summary: 'Delete blobs that no model references', load: async () => (await import('./commands/prune.js')).prune },
-  verify: { summary: 'Rehash stored blobs and report corruption', load: async () => (await import('./commands/verify.js')).verify },
-  push: { summary: 'Push a model to a registry', load: async () => (await import('./commands/push.js')).push },
-  pull: { summary: 'Pull a model from a registry into the store (resumable)', load: async () => (await import('./commands/push.js')).pull },
-  copy: { summary: 'Copy a model between registries or repositories', load: async () => (await import('./commands/push.js')).copyCommand },
-  tags: { summary: 'List the tags of a repository in a registry', load: async () => (await import('./commands/login.js')).tagsCommand },
-  login: { summary: 'Save credentials for a registry (docker config.json)', load: async () => (await import('./commands/login.js')).loginCommand },
-  logout: { summary: 'Remove saved credentials for a registry', load: async () => (await import('./commands/login.js')).logoutCommand },
-  extract: { summary: "Restore a model's files into a directory", load: async () => (await import('./commands/extract.js')).extract },
-  serve: { summary: 'Run an OCI registry (push/pull models with nothing else installed); serve gc, serve verify', load: async () => (await import('./commands/serve.js')).serveCommand },
-  import: { summary: "Import a model from Ollama's models directory (hard links, verified)", load: async () => (await import('./commands/interop.js')).importCommand },
-  export: { summary: "Export a model to Ollama's models directory for `ollama run`", load: async () => (await import('./commands/interop.js')).exportCommand },
-  run: { summary: 'Run a model with llama.cpp: one answer, or a chat (pulls it first if needed)', load: async () => (await import('./commands/run.js')).runCommand },
-  api: { summary: "Serve the store's models over an OpenAI-compatible HTTP API (like Docker Model Runner)", load: async () => (await import('./commands/api.js')).apiCommand },
-  convert: { summary: 'Convert a model to Docker Model Runner or ModelPack form (same blobs)', load: async () => (await import('./commands/interop.js')).convertCommand },
-};
 
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
@@ -53,13 +31,14 @@ Run 'mpk COMMAND --help' for a command's options.
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const args = [...argv];
+  const json = wantsJson(argv);
   let storeRoot: string | undefined;
   let quiet = false;
   // Global flags before the command.
   while (args.length > 0 && args[0]!.startsWith('-')) {
     const a = args.shift()!;
     if (a === '--version' || a === '-v') {
-      io.stdout.write(`mpk ${VERSION}\n`);
+      io.stdout.write(json ? `${JSON.stringify({ version: VERSION })}\n` : `mpk ${VERSION}\n`);
       return EXIT.OK;
     }
     if (a === '--help' || a === '-h') {
@@ -69,19 +48,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (a === '-q' || a === '--quiet') quiet = true;
     else if (a === '--store' && args.length > 0) storeRoot = args.shift();
     else if (a.startsWith('--store=')) storeRoot = a.slice('--store='.length);
-    else return usageError(io, `unknown global option ${a}`, "see 'mpk --help'");
+    else {
+      const long = GLOBAL_FLAGS.filter((f) => f.startsWith('--')).map((f) => f.slice(2));
+      const guess = a.startsWith('--') ? closest(a.slice(2).replace(/=.*$/, ''), long) : undefined;
+      return reportError(io, new PackError('USAGE', `unknown global option ${a}`, { hint: `${guess ? `did you mean --${guess}? ` : ''}see 'mpk --help'` }), json);
+    }
   }
   const name = args.shift();
   if (!name || name === 'help') {
-    io.stdout.write(mainHelp());
+    const about = name && args[0] !== undefined ? commandEntry(args[0]) : undefined;
+    io.stdout.write(about ? helpText(await about.load()) : mainHelp());
     return name ? EXIT.OK : EXIT.USAGE;
   }
   if (name === 'version') {
-    io.stdout.write(`mpk ${VERSION}\n`);
+    io.stdout.write(json ? `${JSON.stringify({ version: VERSION })}\n` : `mpk ${VERSION}\n`);
     return EXIT.OK;
   }
-  const entry = COMMANDS[name];
-  if (!entry) return usageError(io, `unknown command ${JSON.stringify(name)}`, `commands: ${Object.keys(COMMANDS).join(', ')}`);
+  const entry = commandEntry(name);
+  if (!entry) {
+    const guess = closest(name, Object.keys(COMMANDS));
+    const hint = guess ? `did you mean ${guess}?` : `commands: ${Object.keys(COMMANDS).join(', ')}`;
+    return reportError(io, new PackError('USAGE', `unknown command ${JSON.stringify(name)}`, { hint }), json);
+  }
   const spec = await entry.load();
   if (args.includes('--help') || args.includes('-h')) {
     io.stdout.write(helpText(spec));
@@ -104,34 +92,59 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     return await spec.run(ctx, values, positionals);
   } catch (e) {
-    return reportError(io, e);
+    return reportError(io, e, json);
   }
 }
 
-function usageError(io: Io, message: string, hint: string): number {
-  io.stderr.write(`mpk: ${message}. Hint: ${hint}\n`);
-  return EXIT.USAGE;
+/** The command of that name; never one of Object's own properties (`mpk constructor`). */
+function commandEntry(name: string): CommandEntry | undefined {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
 }
 
-/** One line: `mpk: <message>. Hint: <hint>`; the exit code follows the error code. */
-export function reportError(io: Io, e: unknown): number {
+/** `--json` anywhere before `--`: the command's errors are printed as JSON too. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** What an error tells its reader: mpk's code, the text, what to do, the exit code. */
+export interface ErrorReport {
+  code: string;
+  message: string;
+  hint?: string;
+  exit: number;
+  /** A Modelfile error's position. */
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+export function describeError(io: Io, e: unknown): ErrorReport {
+  if (io.signal?.aborted) return { code: 'ABORTED', message: 'interrupted', exit: EXIT.INTERRUPTED };
   const pe = findPackError(e);
-  if (io.signal?.aborted) {
-    io.stderr.write('mpk: interrupted\n');
-    return EXIT.INTERRUPTED;
-  }
   const sys = (e as NodeJS.ErrnoException)?.code ?? '';
   if (!pe && /^(ECONNRESET|EPIPE|ETIMEDOUT|ECONNABORTED|ERR_STREAM_PREMATURE_CLOSE)$/.test(sys)) {
-    io.stderr.write(`mpk: connection lost (${(e as Error).message}). Hint: run the command again; transfers resume\n`);
-    return EXIT.REMOTE;
+    return { code: 'NETWORK', message: `connection lost (${printable((e as Error).message)})`, hint: 'run the command again; transfers resume', exit: EXIT.REMOTE };
   }
-  if (!pe) {
-    io.stderr.write(`mpk: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
-    return EXIT.FAILURE;
-  }
-  const msg = printable(pe.message.replace(/\s+/g, ' ').replace(/\.$/, ''));
-  io.stderr.write(`mpk: ${msg}${pe.hint ? `. Hint: ${printable(pe.hint)}` : ''}\n`);
-  return exitCodeFor(pe.code);
+  if (!pe) return { code: 'INTERNAL', message: `internal error: ${(e as Error)?.stack ?? String(e)}`, exit: EXIT.FAILURE };
+  // `mpk build: …` from a command would print as `mpk: mpk build: …`: the command's name is kept once.
+  const message = printable(pe.message.replace(/\s+/g, ' ').replace(/\.$/, '').replace(/^mpk ([a-z][a-z-]*): /, '$1: '));
+  const r: ErrorReport = { code: pe.code, message, ...(pe.hint ? { hint: printable(pe.hint) } : {}), exit: exitCodeFor(pe.code) };
+  if (pe instanceof ModelfileSyntaxError) Object.assign(r, { file: pe.file, line: pe.line, column: pe.column });
+  return r;
+}
+
+/**
+ * One line on stderr: `mpk: <message>. Hint: <hint>`, or with --json
+ * `{"error":{"code":…,"message":…,"hint":…,"exit":…}}` (stderr too, as docker and oras print errors:
+ * stdout holds only results, so `mpk ls --json | jq` never reads an error as a result, and a pipe
+ * of NDJSON progress events is never cut by one). The exit code follows the error code.
+ */
+export function reportError(io: Io, e: unknown, json = false): number {
+  const r = describeError(io, e);
+  if (json) io.stderr.write(`${JSON.stringify({ error: r })}\n`);
+  else io.stderr.write(`mpk: ${r.message}${r.hint ? `. Hint: ${r.hint}` : ''}\n`);
+  return r.exit;
 }
 
 /** Text that came from a registry may hold terminal escapes or bidi controls: shown as '?'. */

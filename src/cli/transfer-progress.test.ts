@@ -187,6 +187,30 @@ test('failed: the row shows the error and finish prints the failure message', ()
   assert.deepEqual(JSON.parse(j.json[1]!), { event: 'summary', ok: false, blobs: 0, bytes: 0, skipped: 0, failed: 1, seconds: 0, message: 'push failed' });
 });
 
+test('a failure before any blob failed prints no summary (the error line says it); one that did names the count', () => {
+  for (const mode of ['plain', 'tty'] as const) {
+    const early = setup(mode, { label: 'Pulling localhost:5000/m:1' });
+    early.d.finish({ ok: false });
+    assert.deepEqual(early.out.writes, [], `${mode}: nothing before the error (no "Failed: 0 of 0 blobs failed")`);
+
+    const waited = setup(mode, { label: 'Pushing x' });
+    waited.d.update(ev(1, 'waiting'));
+    waited.d.update(ev(2, 'exists'));
+    waited.d.finish({ ok: false });
+    assert.ok(!waited.out.text().includes('Failed:'), `${mode}: ${waited.out.text()}`);
+
+    const one = setup(mode, { label: 'Pushing x' });
+    one.d.update(ev(1, 'uploading', { bytes: 1 }));
+    one.d.update(ev(2, 'exists'));
+    one.d.update(ev(1, 'failed', { error: 'boom' }));
+    one.d.finish({ ok: false });
+    assert.match(one.out.text(), /Failed: 1 of 2 blobs failed\n$/, mode);
+  }
+  const j = setup('json');
+  j.d.finish({ ok: false });
+  assert.equal(JSON.parse(j.json[0]!).ok, false, 'the JSON summary event is still written');
+});
+
 test('none writes nothing; displayModeFor picks json, then quiet, then TTY', () => {
   const { out, json, d } = setup('none');
   d.update(ev(1, 'uploading', { bytes: 1 }));

@@ -259,10 +259,13 @@ export function createTransferDisplay(
       return;
     }
     if (mode === 'tty') draw(t);
-    header();
+    // A failure before any blob failed (auth, a missing tag, a local error) is told once, by the
+    // error line itself: no "Failed: 0 of 0 blobs failed" (nor a lone header) before it.
     const line = summary.ok
       ? `Done: ${count(done)} blob${done === 1 ? '' : 's'}, ${humanBytes(moved)} in ${(ms / 1000).toFixed(1)} s (${humanRate(moved, ms)})${skipped ? `; ${count(skipped)} already present` : ''}`
-      : (summary.message ?? `Failed: ${count(failed)} of ${count(blobs.size)} blobs failed`);
+      : (summary.message ?? (failed > 0 ? `Failed: ${count(failed)} of ${count(blobs.size)} blob${blobs.size === 1 ? '' : 's'} failed` : undefined));
+    if (line === undefined) return;
+    header();
     out.write(line + '\n');
     if (summary.ok && summary.message) out.write(summary.message + '\n');
   }

@@ -148,6 +148,8 @@ export async function extractModel(store: LocalStore, reference: string, dir: st
     const files = (await mapBounded(selected, one, opts.concurrency ?? 4)).flat();
     opts.signal?.throwIfAborted();
     await staging.commit();
+    // Linking (and renaming the link into place) moved the blobs' ctime: they stay verified.
+    for (const f of files) if (f.linked && !f.unchanged) await store.blobs.noteLinked({ digest: f.digest, size: f.size });
     if (linkFallback) warnings.push('the store is on another file system: weights were copied (reflinked where supported), not hard-linked');
     return { reference, digest: desc.digest, files, bytes: files.reduce((n, f) => n + f.size, 0), warnings };
   } catch (e) {

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PackError, fsError } from '../errors.js';
 
@@ -31,6 +31,16 @@ export class Staging {
       if (first !== undefined) for (let d = resolve(dir); d.length >= first.length; d = dirname(d)) made.push(d);
       return new Staging(await realpath(dir), made);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') {
+        const blocker = await firstNonDirectory(resolve(dir));
+        if (blocker) {
+          throw new PackError('ALREADY_EXISTS', `${blocker}: is a file, not a directory; cannot extract into ${dir}`, {
+            cause: e,
+            hint: `name a directory to extract into (it is created if missing), or move ${blocker} out of the way`,
+          });
+        }
+      }
       throw fsError(e, dir, 'cannot create target directory');
     }
   }
@@ -141,6 +151,21 @@ export class Staging {
     for (const d of [...this.created.reverse(), ...this.madeRoot]) await rmdir(d).catch(() => undefined);
     this.created.length = 0;
   }
+}
+
+/** The first component of an absolute path, from the top down, that exists and is not a directory. */
+async function firstNonDirectory(abs: string): Promise<string | undefined> {
+  const chain: string[] = [];
+  for (let d = abs; ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const p of chain) {
+    const st = await stat(p).catch(() => undefined);
+    if (!st) return undefined;
+    if (!st.isDirectory()) return p;
+  }
+  return undefined;
 }
 
 function conflict(rel: string): PackError {

@@ -58,6 +58,9 @@ test('errors give file:line:column and what to write instead', () => {
   syntaxError('NAME a\nNAME b\n', /^Modelfile:2:1: NAME given twice \(first on line 1\)/, /keep one NAME/);
   syntaxError('MODEL a.bin # weights', /^Modelfile:1:13: comments must be on their own line/);
   syntaxError('MODEL a.bin b.bin', /^Modelfile:1:13: MODEL takes one argument/, /quote a path with blanks/);
+  // A single-value keyword holds one value, not paths: say so, and never suggest one line per path.
+  syntaxError('NAME a b', /^Modelfile:1:8: NAME takes one value, found more$/, /^NAME is the model's name: one word \(NAME a\), or quote it \(NAME "a b"\)$/);
+  syntaxError('PRECISION bf16 fp16', /^Modelfile:1:16: PRECISION takes one value, found more$/, /^PRECISION holds one value: one word \(PRECISION bf16\)/);
   syntaxError('MODEL "a.bin', /^Modelfile:1:7: unclosed double quote/);
   syntaxError('MODEL ""', /^Modelfile:1:7: empty argument/);
   syntaxError('CONFIG', /^Modelfile:1:7: CONFIG needs an argument/, /write CONFIG config.json/);

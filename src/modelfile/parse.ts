@@ -90,6 +90,12 @@ function splitArgument(
   if (extra !== '') {
     const at = s.indexOf(extra, i);
     if (extra.startsWith('#')) throw err(at, 'comments must be on their own line', `move ${JSON.stringify(extra)} to a line of its own`);
+    if (keyword in SINGLE_KEYWORDS) {
+      // NAME, ARCH, …: one value, not a list of paths; a second line would be "given twice".
+      const what = keyword === 'NAME' ? `${keyword} is the model's name` : `${keyword} holds one value`;
+      const first = s.slice(0, i).trim();
+      throw err(at, `${keyword} takes one value, found more`, `${what}: one word (${keyword} ${first}), or quote it (${keyword} "${s.trim()}")`);
+    }
     throw err(at, `${keyword} takes one argument, found more`, `quote a path with blanks ("${s.trim()}") or write one ${keyword} line per path`);
   }
   if (out === '') throw err(0, sawQuote ? 'empty argument' : `${keyword} needs an argument`, `write ${keyword} ${example(keyword)}`);

@@ -16,6 +16,11 @@ test('parseReference: the forms of the distribution grammar', () => {
     [`reg.io/m:t@${D}`, { registry: 'reg.io', repository: 'm', tag: 't', digest: D }],
     ['127.0.0.1:5000/a__b/c-d.e:T_1.2-x', { registry: '127.0.0.1:5000', repository: 'a__b/c-d.e', tag: 'T_1.2-x' }],
     ['[::1]:5000/m:1', { registry: '[::1]:5000', repository: 'm', tag: '1' }],
+    // Host names are case-insensitive: kept lowercase (one local name, one saved login, plain http for LOCALHOST).
+    ['LOCALHOST:5000/models/llama:v1', { registry: 'localhost:5000', repository: 'models/llama', tag: 'v1' }],
+    ['LocalHost/x', { registry: 'localhost', repository: 'x', tag: 'latest' }],
+    ['Reg.Example.IO/m:V1', { registry: 'reg.example.io', repository: 'm', tag: 'V1' }],
+    ['[::FFFF:7F00:1]:5000/m:1', { registry: '[::ffff:7f00:1]:5000', repository: 'm', tag: '1' }],
   ];
   for (const [input, want] of cases) assert.deepEqual(parseReference(input), want, input);
 });

@@ -4,7 +4,8 @@
  *
  * mpk does not add `docker.io/library/`: a reference without a registry host names a model in the
  * local store only, and the first path component is a host when it has a `.` or `:` or is
- * `localhost` (docker's rule, less its uppercase case: mpk says "must be lowercase" instead).
+ * `localhost` in any case (docker's rule, less its uppercase case: mpk says "must be lowercase"
+ * instead). The host is lowercased: host names are case-insensitive.
  */
 import { PackError } from '../errors.js';
 import { parseDigest } from './digest.js';
@@ -64,8 +65,10 @@ export function parseReference(input: string, opts: { defaultTag?: boolean } = {
   const slash = rest.indexOf('/');
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost') {
-      registry = first;
+    if (first.includes('.') || first.includes(':') || first.toLowerCase() === 'localhost') {
+      // Host names are case-insensitive: `LOCALHOST:5000` is localhost (plain http, the same
+      // saved login, the same local name), so the host is kept in lowercase.
+      registry = first.toLowerCase();
       repository = rest.slice(slash + 1);
       if (!HOST_RE.test(registry)) throw invalid(input, `registry host ${JSON.stringify(registry)} is not valid`);
     }

@@ -91,7 +91,11 @@ test('basic auth: push and pull with the right user; a wrong password or none is
     ['UNAUTHORIZED'],
     (e) => assert.match(e.hint ?? '', new RegExp(`mpk login ${reg.host.replace(/\./g, '\\.')}`)),
   );
-  await rejectsWith(async () => pushModel(store, ref, remote, await opts(t, 'alice', 'wrong')), ['UNAUTHORIZED'], (e) => assert.match(e.hint ?? '', /mpk login/));
+  // Credentials the caller gave were refused: check them (not "mpk login", which is what gave them).
+  await rejectsWith(async () => pushModel(store, ref, remote, await opts(t, 'alice', 'wrong')), ['UNAUTHORIZED'], (e) => {
+    assert.match(e.message, /refused the credentials given \(user "alice" with this password\)/);
+    assert.match(e.hint ?? '', /check the user name and password/);
+  });
   await rejectsWith(async () => pushModel(store, ref, remote, await opts(t, 'mallory', 'alice-secret')), ['UNAUTHORIZED']);
 
   const pushed = await pushModel(store, ref, remote, await opts(t, 'alice', USERS.alice));
@@ -140,7 +144,9 @@ test('token auth: right scopes, cached tokens, one challenge; a pull-only user c
   }
 
   // reader may not push: neither a new repository nor a new tag.
-  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok-ro:v1`, await opts(t, 'reader', USERS.reader)), ['DENIED']);
+  await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok-ro:v1`, await opts(t, 'reader', USERS.reader)), ['DENIED'], (e) =>
+    assert.match(e.message, /access denied: user "reader" was not granted pull,push on tt\/tok-ro \(insufficient scope\)/),
+  );
   await rejectsWith(async () => pushModel(store, ref, `${reg.host}/tt/tok:v2`, await opts(t, 'reader', USERS.reader)), ['DENIED']);
   const c = new RegistryClient({ credential: { username: 'alice', password: USERS.alice }, retries: 2 });
   t.after(() => c.close());
@@ -149,7 +155,7 @@ test('token auth: right scopes, cached tokens, one challenge; a pull-only user c
 
   // A wrong password is refused by the token service.
   await rejectsWith(async () => pullModel(await openStore(t), remote, undefined, await opts(t, 'alice', 'wrong')), ['UNAUTHORIZED'], (e) =>
-    assert.match(e.hint ?? '', /mpk login/),
+    assert.match(e.hint ?? '', /check the user name and password/),
   );
 });
 

@@ -5,12 +5,13 @@
  *   the request is sent again if its body can be sent again. 401 and 403 are never retried beyond that.
  * - Network errors, 5xx and 429: retried with exponential backoff and jitter (Retry-After honoured,
  *   at most 30 s), for bodies that can be sent again.
- * - Redirects (GET/HEAD, e.g. to blob storage): followed, dropping Authorization on another host.
+ * - Redirects (GET/HEAD, e.g. to blob storage): followed, dropping Authorization on another host;
+ *   only to http(s) URLs (a Location of file:///etc/passwd is an error naming it).
  */
 import { PackError, hasErrorCode } from '../errors.js';
 import { sleep } from '../internal/sleep.js';
 import { Authorizer, type AuthorizerOptions } from './auth/authorizer.js';
-import { discard, Transport, type Body, type HttpResponse, type TransportOptions } from './transport.js';
+import { discard, shortUrl, Transport, type Body, type HttpResponse, type TransportOptions } from './transport.js';
 
 export interface ClientOptions extends TransportOptions, AuthorizerOptions {
   /** Attempts for a request that failed on the network, 5xx or 429 (default 5). */
@@ -96,10 +97,18 @@ export class RegistryClient {
       if ((res.status === 307 || res.status === 302 || res.status === 301 || res.status === 303 || res.status === 308) && res.headers.location) {
         if (!(o.method === 'GET' || o.method === 'HEAD') || ++redirects > MAX_REDIRECTS) return res;
         await discard(res);
-        url = new URL(res.headers.location, url);
+        const next = new URL(res.headers.location, url);
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+          // file:, ftp:, data: ... are never followed: a registry must not make mpk read local files.
+          throw new PackError('REGISTRY', `${o.method} ${shortUrl(url)}: the registry redirected to ${shortUrl(next)}; only http and https redirects are followed`, {
+            hint: 'nothing was read from there; the registry (or a proxy in front of it) is misconfigured or hostile',
+          });
+        }
+        url = next;
         attempt--;
         continue;
       }
+      if (res.status === 403 && sameHost) res.identity = await this.auth.identity(host, auth);
       return res;
     }
   }

@@ -67,15 +67,24 @@ export async function responseError(method: string, res: HttpResponse, subject?:
   const url = `${res.url.origin}${res.url.pathname}`;
   const what = subject ?? `${method} ${url}`;
   const first = errors[0];
-  const said = first ? `${first.code}${first.message ? `: ${first.message}` : ''}` : `HTTP ${status}`;
+  const said = first ? `${first.code}${first.message ? `: ${first.message}` : ''}` : undefined;
   let code: ErrorCode = (first && BY_SPEC[first.code]) || 'REGISTRY';
   let hint: string | undefined;
+  if (status === 403) {
+    // Say who is denied what: "user "bob" may not pull team/m", not "HTTP 403 (HTTP 403)".
+    const repo = /^\/v2\/(.+?)\/(?:manifests|blobs|tags|referrers)\//.exec(res.url.pathname)?.[1];
+    const action = method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push';
+    const err = deniedError(what, res.url.host, res.identity ?? 'these credentials', repo ? `${action} ${decodeURIComponent(repo)}` : `${method} ${res.url.pathname}`, `HTTP 403${said ? ` ${said}` : ''}`, true);
+    return new RegistryError('DENIED', err.message, method, url, status, errors, err.hint);
+  }
+  if (status === 507) {
+    // mpk serve (and other registries) answer a full disk with 507 Insufficient Storage
+    const detail = (first?.detail as { reason?: unknown } | undefined)?.reason;
+    return new RegistryError('REGISTRY', `${what}: registry out of space (HTTP 507${typeof detail === 'string' ? `: ${detail}` : ''})`, method, url, status, errors, "the registry's disk is full: its admin must free space (e.g. mpk serve gc), then push again");
+  }
   if (status === 401) {
     code = 'UNAUTHORIZED';
     hint = `log in with: mpk login ${res.url.host}`;
-  } else if (status === 403) {
-    code = 'DENIED';
-    hint = 'these credentials may not do this here; ask the registry admin for access';
   } else if (status === 404 && code === 'REGISTRY') {
     code = 'NOT_FOUND';
   } else if (status === 429) {
@@ -84,5 +93,16 @@ export async function responseError(method: string, res: HttpResponse, subject?:
   } else if (status >= 500) {
     hint = 'the registry failed; run the command again later (it resumes)';
   }
-  return new RegistryError(code, `${what}: ${said} (HTTP ${status})`, method, url, status, errors, hint);
+  return new RegistryError(code, `${what}: ${said ? `${said} (HTTP ${status})` : `HTTP ${status}`}`, method, url, status, errors, hint);
+}
+
+/**
+ * Access refused to an identity (`user "bob"`, `anonymous`): `what` is `pull team/m` (mayNot) or
+ * `pull,push on team/m` (a token that was not granted it). The hint says how to get access.
+ */
+export function deniedError(subject: string, host: string, who: string, what: string, detail: string, mayNot = false): PackError {
+  const message = `${subject}: access denied: ${who === 'anonymous' ? 'anonymous users' : who} ${mayNot ? 'may not' : 'was not granted'} ${what} (${detail})`;
+  const login = `mpk login ${host} -u USER`;
+  const hint = who === 'anonymous' ? `log in as a user who may: ${login}` : `ask the registry admin for access, or log in as a user who may (${login})`;
+  return new PackError('DENIED', message, { hint });
 }

@@ -41,6 +41,8 @@ export interface HttpResponse {
   /** Must be read to the end or destroyed. */
   body: http.IncomingMessage;
   url: URL;
+  /** Who sent the request (`user "bob"`, `anonymous`), set by the client on a 403 for its message. */
+  identity?: string;
 }
 
 export const DEFAULT_STALL_MS = 60_000;
@@ -48,9 +50,9 @@ export const DEFAULT_STALL_MS = 60_000;
 const DEBUG = /\bhttp\b/.test(process.env.MPK_DEBUG ?? '');
 export const USER_AGENT = `mpk/${VERSION} node/${process.versions.node}`;
 
-/** True for hosts that are served over plain HTTP by default (as docker treats localhost). */
+/** True for hosts that are served over plain HTTP by default (as docker treats localhost). Host names are case-insensitive. */
 export function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const name = host.toLowerCase().replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
@@ -87,6 +89,10 @@ export class Transport {
 
   /** Sends one request; resolves once the response headers arrive. Network failures → NETWORK. */
   send(req: HttpRequest): Promise<HttpResponse> {
+    if (req.url.protocol !== 'http:' && req.url.protocol !== 'https:') {
+      // node:http would throw a bare TypeError (ERR_INVALID_PROTOCOL): say what was refused.
+      return Promise.reject(new PackError('REGISTRY', `${req.method} ${shortUrl(req.url)}: not an http(s) URL; refused`, { hint: 'the registry or its configuration points at a non-HTTP address' }));
+    }
     const isHttps = req.url.protocol === 'https:';
     const mod = isHttps ? https : http;
     const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
@@ -134,6 +140,14 @@ export class Transport {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/** A URL for a message: no query (it may carry signed credentials), at most 200 characters. */
+export function shortUrl(u: URL): string {
+  const c = new URL(u.href);
+  c.username = c.password = c.search = c.hash = '';
+  const s = c.href;
+  return s.length > 200 ? `${s.slice(0, 199)}…` : s;
 }
 
 function networkError(req: HttpRequest, e: unknown): PackError {

@@ -97,16 +97,64 @@ function withDigest(location: string, digest: string): string {
 }
 
 async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions): Promise<void> {
+  const session = await startSession(ctx, opts.signal);
+  try {
+    await sendSession(ctx, desc, open, opts, session);
+  } catch (e) {
+    // The session will not be used again (a retry, or the next run, opens a new one): do not leave
+    // it on the server. Also when aborted (Ctrl-C, or a sibling blob failed), within 2 s.
+    await cancelSession(ctx, session.location);
+    throw e;
+  }
+}
+
+/** DELETE an upload session, best effort (a session already closed or expired answers 404). */
+async function cancelSession(ctx: RepoContext, location: string): Promise<void> {
+  const signal = AbortSignal.timeout(2000);
+  const res = await ctx.client.request(ctx.host, { method: 'DELETE', path: location, scopes: ctx.push, noRetry: true, signal }).catch(() => undefined);
+  if (res) await discard(res);
+}
+
+/**
+ * The source from `offset` on, checked to hold exactly the descriptor's size: a stored blob one
+ * byte short or long is corruption, told at once (not a body the registry waits for until the
+ * stall time-out, nor a 400 for bytes past Content-Length). Errors of the source pass through.
+ */
+export function exactSize(src: Readable, desc: Descriptor, offset: number): Readable {
+  let n = offset;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      cb(n > desc.size ? sizeError(desc, n, false) : null, n > desc.size ? undefined : chunk);
+    },
+    flush(cb) {
+      cb(n === desc.size ? null : sizeError(desc, n, true));
+    },
+  });
+  src.on('error', (e) => t.destroy(e));
+  t.on('close', () => src.destroy());
+  return src.pipe(t);
+}
+
+function sizeError(desc: Descriptor, n: number, ended: boolean): PackError {
+  const what = ended ? `ends after ${n} of its ${desc.size} bytes` : `holds more than its ${desc.size} bytes`;
+  return new PackError('CORRUPT', `${desc.digest}: the blob to upload ${what}: the source copy is corrupt`, {
+    hint: 'if it comes from the local store, mpk verify lists what is damaged; pull or build that model again',
+  });
+}
+
+async function sendSession(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions, session: { location: string; minChunk: number }): Promise<void> {
   const signal = opts.signal;
-  let { location, minChunk } = await startSession(ctx, signal);
+  // session.location follows the PATCH answers, so a failure cancels the session where it stands.
+  const at = () => session.location;
   const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const chunk = wanted === 0 ? 0 : Math.max(wanted, minChunk); // the minimum applies to chunks only
+  const chunk = wanted === 0 ? 0 : Math.max(wanted, session.minChunk); // the minimum applies to chunks only
   if (chunk === 0 || desc.size <= chunk) {
-    const body = counted(await open(0), 0, opts);
+    const body = counted(exactSize(await open(0), desc, 0), 0, opts);
     const res = await ctx.client
       .request(ctx.host, {
         method: 'PUT',
-        path: withDigest(location, desc.digest),
+        path: withDigest(at(), desc.digest),
         headers: { ...OCTET, 'content-length': String(desc.size) },
         body,
         scopes: ctx.push,
@@ -127,7 +175,7 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
   try {
     while (offset < desc.size) {
       if (!source) {
-        source = await open(offset);
+        source = exactSize(await open(offset), desc, offset);
         iter = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         carry = undefined;
       }
@@ -140,7 +188,7 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
           carry = undefined;
           if (!buf) {
             const r = await iter!.next();
-            if (r.done) throw new PackError('SIZE_MISMATCH', `${desc.digest}: source ended before ${desc.size} bytes`);
+            if (r.done) throw sizeError(desc, start + len - left, true); // exactSize says so first
             buf = r.value;
           }
           if (buf.length > left) {
@@ -154,7 +202,7 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
       try {
         const res = await ctx.client.request(ctx.host, {
           method: 'PATCH',
-          path: location,
+          path: at(),
           headers: { ...OCTET, 'content-length': String(len), 'content-range': `${start}-${start + len - 1}` },
           body: counted(Readable.from(take(), { objectMode: false }), start, opts),
           scopes: ctx.push,
@@ -162,7 +210,7 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
         });
         if (res.status !== 202) throw await responseError('PATCH', res, `${ctx.name}: upload of ${desc.digest}`);
         await discard(res);
-        location = locationOf(ctx, res);
+        session.location = locationOf(ctx, res);
         offset = start + len;
         retries = 0;
       } catch (e) {
@@ -170,17 +218,19 @@ async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts
         // Ask the registry how much of the upload it kept, and go on from there.
         source.destroy();
         source = undefined;
-        const kept = await uploadStatus(ctx, location, signal);
+        const kept = await uploadStatus(ctx, at(), signal);
         // `0-0` means 0 or 1 bytes held (docker-registry 2.8 says it for both): not safe to go on
         // from there, and less than what we had sent means the session lost data. New session.
         if (kept === undefined || kept <= 1 || kept > start + len) throw e;
         offset = kept;
       }
     }
+    // Every byte is sent: the source must end here (a longer one is caught before the closing PUT).
+    if (source && (carry?.length || !(await iter!.next()).done)) throw sizeError(desc, desc.size + 1, false);
   } finally {
     source?.destroy();
   }
-  const res = await ctx.client.request(ctx.host, { method: 'PUT', path: withDigest(location, desc.digest), headers: OCTET, scopes: ctx.push, signal });
+  const res = await ctx.client.request(ctx.host, { method: 'PUT', path: withDigest(at(), desc.digest), headers: OCTET, scopes: ctx.push, signal });
   await finish(ctx, desc, res, 'PUT');
 }
 

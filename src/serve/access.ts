@@ -22,6 +22,8 @@ import { dirname, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { PackError, fsError } from '../errors.js';
 import { Limiter } from '../internal/limiter.js';
+import { ServeError } from './errors.js';
+import { LoginThrottle, LoginThrottled, type LoginLimits } from './login-throttle.js';
 import { Lru } from './lru.js';
 
 export type Action = 'pull' | 'push' | 'delete';
@@ -149,6 +151,9 @@ export class PasswordChecker {
   private readonly ok = new Lru<string, number>(10_000);
   private readonly limiter = new Limiter(2);
   private waiting = 0;
+  /** Checks under way by client and credentials: the same ones sent at once are checked once. */
+  private readonly running = new Map<string, Promise<boolean>>();
+  readonly throttle: LoginThrottle;
   /**
    * A hash of a random password at the users' usual cost, checked for an unknown user, so that
    * answering one costs what a known user does (a fixed cost-10 hash against `htpasswd -B`'s
@@ -159,20 +164,36 @@ export class PasswordChecker {
   constructor(
     private readonly users: Map<string, string>,
     private readonly rememberMs = 5 * 60_000,
+    limits: Partial<LoginLimits> = {},
   ) {
     this.dummy = bcrypt.hash(randomBytes(18).toString('base64'), usualRounds(users.values()));
+    this.throttle = new LoginThrottle(limits);
   }
 
   get size(): number {
     return this.users.size;
   }
 
-  /** True when `password` is `user`'s. Throws TooBusy when too many checks are queued. */
-  async check(user: string, password: string): Promise<boolean> {
+  /**
+   * True when `password` is `user`'s. Throws TooBusy when too many checks are queued, and
+   * LoginThrottled (before anything is checked, even a remembered success) when `client` (its
+   * address) has failed too often and must wait (login-throttle.ts).
+   */
+  async check(user: string, password: string, client = ''): Promise<boolean> {
+    this.throttle.assertAllowed(client, user);
     const key = createHash('sha256').update(`${user}\0${password}`).digest('base64');
     const until = this.ok.get(key);
     if (until !== undefined && until > Date.now()) return true;
+    const runKey = `${client}\0${key}`;
+    const running = this.running.get(runKey);
+    if (running) return running;
     if (this.waiting >= 64) throw new TooBusy();
+    const p = this.throttle.attempt(client, user, () => this.verify(user, password, key)).finally(() => this.running.delete(runKey));
+    this.running.set(runKey, p);
+    return p;
+  }
+
+  private async verify(user: string, password: string, key: string): Promise<boolean> {
     this.waiting++;
     try {
       const hash = this.users.get(user);
@@ -190,6 +211,13 @@ export class PasswordChecker {
 }
 
 export class TooBusy extends Error {}
+
+/** A sign-in refused before it was checked: 429 TOOMANYREQUESTS with Retry-After (TooBusy: 1 s). */
+export function signInRefused(e: unknown): ServeError | undefined {
+  if (e instanceof LoginThrottled) return new ServeError(429, 'TOOMANYREQUESTS', e.message, { 'retry-after': String(e.retryAfterSeconds) });
+  if (e instanceof TooBusy) return new ServeError(429, 'TOOMANYREQUESTS', 'too many sign-ins at once', { 'retry-after': '1' });
+  return undefined;
+}
 
 /** `Authorization: Basic …` → user and password, or undefined. */
 export function parseBasic(header: string | undefined): { user: string; password: string } | undefined {

@@ -9,7 +9,7 @@ import type { Action } from './access.js';
 import type { Need } from './auth.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import type { RequestCtx, Services } from './context.js';
-import { BodyInterrupted, ServeError } from './errors.js';
+import { BodyInterrupted, ServeError, isOutOfSpace, outOfSpace } from './errors.js';
 import { contentLength, send, sendError, sendJson } from './http-util.js';
 import { listCatalog, listReferrers, listTags } from './listing-routes.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
@@ -42,6 +42,8 @@ export interface AppOptions extends Services {
   manifestMemoryBytes?: number;
   /** Receives what a request did, for the access log: the user it ran as. */
   onIdentity?(req: IncomingMessage, user: string): void;
+  /** A request the server cut without a whole answer, and why (for the access log). */
+  onCut?(req: IncomingMessage, reason: string): void;
   /** Unexpected errors (answered 500). */
   onInternalError?(err: unknown, req: IncomingMessage): void;
 }
@@ -88,11 +90,15 @@ export function createApp(opts: AppOptions): (req: IncomingMessage, res: ServerR
       await dispatch(req, res, opts, admission);
     } catch (e) {
       if (e instanceof BodyInterrupted) {
+        opts.onCut?.(req, e.message);
         res.destroy();
         return;
       }
-      if (!(e instanceof ServeError)) opts.onInternalError?.(e, req);
-      sendError(req, res, e);
+      if (res.headersSent) opts.onCut?.(req, `the server failed mid-answer (${e instanceof Error ? e.message : String(e)})`);
+      // A full disk anywhere (a new session's folder, a manifest, a tag) is the same 507.
+      const err = isOutOfSpace(e) && !(e instanceof ServeError) ? outOfSpace(`${req.method ?? 'GET'} could not store what it needs`) : e;
+      if (!(err instanceof ServeError) || err.status >= 500) opts.onInternalError?.(e, req);
+      sendError(req, res, err);
     }
   };
 }

@@ -75,6 +75,15 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
             finish();
           })
         : undefined;
+    // A failed write (a full disk) ends the append at once, even while the body is paused for the
+    // file's queue: the body is left unread (the error answer closes the connection), not cut, so
+    // the client gets that answer instead of a reset or a wait for the idle time-out.
+    const failed = (e: unknown): void => {
+      workers.release(s); // the hash saw bytes the file did not get
+      finish(e);
+      body.pause();
+    };
+    file.onFailure = failed;
     let full = false; // the file's queue is full
     const resume = (): void => {
       if (done || full) return;
@@ -102,9 +111,7 @@ export async function appendBody(s: Target, body: Readable, o: BodyOptions): Pro
       try {
         full = !file.write(chunk);
       } catch (e) {
-        workers.release(s); // the hash saw bytes the file did not get
-        finish(e);
-        body.destroy();
+        failed(e);
         return;
       }
       if (full) {

@@ -7,7 +7,7 @@
  * grant it (the client fetches a wider token), and 403 DENIED when they would not.
  */
 import type { IncomingMessage } from 'node:http';
-import { PasswordChecker, TooBusy, parseBasic, type Action } from './access.js';
+import { PasswordChecker, parseBasic, signInRefused, type Action } from './access.js';
 import { ServeError } from './errors.js';
 import type { Claims, TokenService } from './token.js';
 
@@ -46,10 +46,9 @@ export class Auth {
       const basic = parseBasic(header);
       let ok = false;
       try {
-        ok = !!basic && basic.user !== '' && (await c.passwords.check(basic.user, basic.password));
+        ok = !!basic && basic.user !== '' && (await c.passwords.check(basic.user, basic.password, req.socket.remoteAddress ?? ''));
       } catch (e) {
-        if (e instanceof TooBusy) throw new ServeError(429, 'TOOMANYREQUESTS', 'too many sign-ins at once', { 'retry-after': '1' });
-        throw e;
+        throw signInRefused(e) ?? e;
       }
       if (!ok) throw new ServeError(401, 'UNAUTHORIZED', 'user name or password refused', this.challenge(req));
       return { user: basic!.user };

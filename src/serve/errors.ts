@@ -20,7 +20,8 @@ export type SpecCode =
   | 'UNAUTHORIZED'
   | 'DENIED'
   | 'UNSUPPORTED'
-  | 'TOOMANYREQUESTS';
+  | 'TOOMANYREQUESTS'
+  | 'UNKNOWN';
 
 /** The spec's description of each code: the `message` of every error body. */
 export const SPEC_MESSAGES: Record<SpecCode, string> = {
@@ -38,15 +39,21 @@ export const SPEC_MESSAGES: Record<SpecCode, string> = {
   DENIED: 'requested access to the resource is denied',
   UNSUPPORTED: 'the operation is unsupported',
   TOOMANYREQUESTS: 'too many requests',
+  UNKNOWN: 'unknown error',
 };
 
-/** An error answered to the client: HTTP status, spec code, detail and extra headers. */
+/**
+ * An error answered to the client: HTTP status, spec code, detail and extra headers; `specMessage`
+ * replaces the code's description where it would mislead (a malformed digest is not one that
+ * "did not match uploaded content").
+ */
 export class ServeError extends Error {
   constructor(
     readonly status: number,
     readonly code: SpecCode,
     readonly detail: unknown = null,
     readonly headers: Record<string, string> = {},
+    readonly specMessage: string = SPEC_MESSAGES[code],
   ) {
     super(`${status} ${code}: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`);
     this.name = 'ServeError';
@@ -56,8 +63,8 @@ export class ServeError extends Error {
 /** The request body stopped before its end (client gone): nothing to answer. */
 export class BodyInterrupted extends Error {}
 
-export function errorBody(code: SpecCode, detail: unknown = null): string {
-  return JSON.stringify({ errors: [{ code, message: SPEC_MESSAGES[code], detail }] });
+export function errorBody(code: SpecCode, detail: unknown = null, message: string = SPEC_MESSAGES[code]): string {
+  return JSON.stringify({ errors: [{ code, message, detail }] });
 }
 
 /** The body of a 5xx: not one of the spec's codes (they describe client errors). */
@@ -71,8 +78,32 @@ export const nameUnknown = (name: string): ServeError => new ServeError(404, 'NA
 export const uploadUnknown = (id: string): ServeError => new ServeError(404, 'BLOB_UPLOAD_UNKNOWN', { uuid: id });
 export const unsupported = (what: string, status = 405): ServeError => new ServeError(status, 'UNSUPPORTED', what);
 
-/** A digest from a request that does not parse: 400 DIGEST_INVALID naming it. */
+/**
+ * A digest from a request that does not parse (not `alg:hex`, an unknown algorithm, a wrong
+ * length): 400 DIGEST_INVALID naming it, whose message says it is malformed.
+ */
 export function digestInvalid(digest: string, why?: unknown): ServeError {
   const reason = findPackError(why)?.message ?? 'not a sha256 or sha512 digest';
-  return new ServeError(400, 'DIGEST_INVALID', { digest, reason });
+  return new ServeError(400, 'DIGEST_INVALID', { digest, reason }, {}, `malformed digest: ${reason}`);
+}
+
+/** A write failed for want of space (ENOSPC, or EDQUOT: a quota), anywhere in the cause chain. */
+export function isOutOfSpace(e: unknown): boolean {
+  for (let depth = 0; e && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * The registry's disk is full: 507 Insufficient Storage (RFC 4918 §11.5), the status made for it,
+ * with code UNKNOWN, which every distribution client accepts (docker-registry answers a full disk
+ * with 500 UNKNOWN and the driver's "no space left on device" in the detail). A client tells it by
+ * the status (507) and shows the message, "registry out of space"; as a 5xx, generic clients
+ * retry it, which is harmless: the request's own bytes were freed.
+ */
+export function outOfSpace(reason: string, extra: Record<string, unknown> = {}): ServeError {
+  return new ServeError(507, 'UNKNOWN', { reason: `no space left on device: ${reason}`, ...extra }, {}, 'registry out of space');
 }

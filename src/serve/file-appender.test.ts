@@ -44,3 +44,16 @@ test('onWritten gets each batch once it is in the file, in order, and nothing tw
   for (const [i, b] of seen.entries()) assert.equal(writtenThen[i], (sum += b.length), 'handed over only once written');
   assert.deepEqual(Buffer.concat(seen), Buffer.concat(chunks));
 });
+
+test('a failed write (ENOSPC: /dev/full) reaches onFailure even while the source waits for a drain; write and end throw it', { skip: process.platform !== 'linux' && '/dev/full is Linux' }, async () => {
+  const a = await FileAppender.open('/dev/full');
+  const failed = new Promise<unknown>((resolve) => (a.onFailure = resolve));
+  let drained = false;
+  for (let i = 0; i < 80 && a.write(randomBytes(65536)); i++);
+  a.onDrain(() => (drained = true)); // paused past 4 MiB: no drain will come
+  const e = (await Promise.race([failed, new Promise((r) => setTimeout(() => r('no failure reported'), 5000).unref())])) as NodeJS.ErrnoException;
+  assert.equal(e.code, 'ENOSPC');
+  assert.equal(drained, false);
+  assert.throws(() => a.write(Buffer.from('more')), /ENOSPC/);
+  await assert.rejects(a.end(), /ENOSPC/);
+});

@@ -15,6 +15,11 @@ export class FileAppender {
   written = 0;
   /** Called with each batch once it is in the file, in order; it may keep the buffers (they are not used here again). */
   onWritten: ((bufs: Buffer[]) => void) | undefined;
+  /**
+   * Called once when a write fails (ENOSPC, EIO…). The source must stop here: when it is paused
+   * for `onDrain`, no drain ever comes after a failure, so without this it would wait forever.
+   */
+  onFailure: ((e: unknown) => void) | undefined;
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private inFlight = 0;
@@ -88,7 +93,13 @@ export class FileAppender {
       (e: unknown) => {
         this.failure = e;
         this.writing = undefined;
+        this.drainWaiter = undefined;
         this.ending?.reject(e);
+        try {
+          this.onFailure?.(e);
+        } catch {
+          /* the listener's own failure: write() and end() still throw `e` */
+        }
       },
     );
   }

@@ -5,10 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { putBlob, putImage, request, startTestServer } from '../test-support/serve.js';
+import { collectGarbage } from './gc.js';
+import { RepoStore } from './repo-store.js';
 import { lockRoot } from './root-lock.js';
+import { Uploads } from './uploads.js';
 import { verifyRegistry } from './verify.js';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,4 +117,28 @@ test('a repository of many path components (70, within the 255 characters) is se
   assert.deepEqual(r.blobs, [], 'content a manifest names was collected');
   assert.equal((await request(`${s.url}/v2/${name}/blobs/${img.layer}`)).status, 200);
   assert.deepEqual((await request(`${s.url}/v2/_catalog`)).json(), { repositories: [name] });
+});
+
+test('a collection reports what it freed, in count and bytes: blobs, upload sessions, links, temp files (a dry run, what it would)', async (t) => {
+  const s = await startTestServer(t);
+  await putImage(s.url, 'f/kept', 'v1');
+  const orphan = await putBlob(s.url, 'f/one', 'x'.repeat(1000));
+  const loc = String((await request(`${s.url}/v2/f/two/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } })).headers.location);
+  assert.equal((await request(`${s.url}${loc}`, { method: 'PATCH', body: Buffer.alloc(100_000, 1), headers: { 'content-type': 'application/octet-stream' } })).status, 202);
+  await s.close();
+  const store = new RepoStore(s.root);
+  await mkdir(store.pool.ingestDir, { recursive: true });
+  await writeFile(join(store.pool.ingestDir, 'left-by-a-crash'), Buffer.alloc(5000));
+  const info = (await stat(join(s.root, 'uploads', loc.split('/').pop()!, 'info.json'))).size;
+  const later = Date.now() + 2 * 86400_000; // past the grace period and the 24 h upload time-to-live
+  const want = { uploadsRemoved: 1, uploadBytes: 100_000 + info, blobsRemoved: 1, blobBytes: 1000, linksRemoved: 1, linkBytes: 0, tempsRemoved: 1, tempBytes: 5000, bytesFreed: 106_000 + info };
+  const pick = (r: Record<string, unknown>) => Object.fromEntries(Object.keys(want).map((k) => [k, r[k]]));
+  const dry = await collectGarbage(store, new Uploads(s.root, store.pool), { graceMs: 0, now: later, dryRun: true });
+  assert.deepEqual(pick(dry as unknown as Record<string, unknown>), want, 'the dry run');
+  assert.deepEqual(dry.blobs, [orphan]);
+  assert.equal((await readdir(join(s.root, 'uploads'))).length, 1, 'a dry run removes nothing');
+  const r = await collectGarbage(store, new Uploads(s.root, store.pool), { graceMs: 0, now: later });
+  assert.deepEqual(pick(r as unknown as Record<string, unknown>), want);
+  assert.deepEqual(await readdir(join(s.root, 'uploads')), []);
+  assert.deepEqual((await verifyRegistry(s.root)).problems, []);
 });

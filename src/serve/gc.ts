@@ -28,12 +28,20 @@ export interface GcOptions {
   now?: number;
 }
 
+/** What a pass removed (a dry run: would remove), each kind with its count and its bytes. */
 export interface GcResult {
   uploadsRemoved: number;
+  /** Bytes of the expired upload sessions (their data and info files). */
+  uploadBytes: number;
   tempsRemoved: number;
+  tempBytes: number;
   linksRemoved: number;
   referrersRemoved: number;
+  /** Bytes of the blob links and referrers entries (small files, mostly empty). */
+  linkBytes: number;
   blobsRemoved: number;
+  blobBytes: number;
+  /** All of the above, in bytes. */
   bytesFreed: number;
   /** Blobs removed (or, dry run, that would be), by digest. */
   blobs: string[];
@@ -59,12 +67,18 @@ async function collect(store: RepoStore, uploads: Uploads, opts: GcOptions): Pro
     }
   };
   const remove = async (path: string): Promise<boolean> => (opts.dryRun ? true : unlink(path).then(() => true, () => false));
-  const r: GcResult = { uploadsRemoved: 0, tempsRemoved: 0, linksRemoved: 0, referrersRemoved: 0, blobsRemoved: 0, bytesFreed: 0, blobs: [], problems: [] };
+  const r: GcResult = { uploadsRemoved: 0, uploadBytes: 0, tempsRemoved: 0, tempBytes: 0, linksRemoved: 0, referrersRemoved: 0, linkBytes: 0, blobsRemoved: 0, blobBytes: 0, bytesFreed: 0, blobs: [], problems: [] };
 
-  if (!opts.dryRun) r.uploadsRemoved = await uploads.sweep(now);
+  const expired = await uploads.expire({ now, dryRun: !!opts.dryRun });
+  r.uploadsRemoved = expired.sessions;
+  r.uploadBytes = expired.bytes;
   for (const name of await list(store.pool.ingestDir)) {
     const p = join(store.pool.ingestDir, name);
-    if ((await old(p)).old && (await remove(p))) r.tempsRemoved++;
+    const o = await old(p);
+    if (o.old && (await remove(p))) {
+      r.tempsRemoved++;
+      r.tempBytes += o.size;
+    }
   }
 
   const linked = new Set<string>();
@@ -91,15 +105,24 @@ async function collect(store: RepoStore, uploads: Uploads, opts: GcOptions): Pro
     for (const d of await listDigests(join(store.repoDir(repo), '_blobs'))) {
       const digest = `${d.algorithm}:${d.hex}`;
       const link = store.blobLink(repo, d);
-      if (!referenced.has('*') && !referenced.has(digest) && (await old(link)).old && (await remove(link))) r.linksRemoved++;
-      else linked.add(digest);
+      const o = referenced.has('*') || referenced.has(digest) ? undefined : await old(link);
+      if (o?.old && (await remove(link))) {
+        r.linksRemoved++;
+        r.linkBytes += o.size;
+      } else linked.add(digest);
     }
     const manifestSet = new Set(manifests.map((d) => `${d.algorithm}-${d.hex}`));
     const refRoot = join(store.repoDir(repo), '_referrers');
     for (const alg of await list(refRoot)) {
       for (const subject of await list(join(refRoot, alg))) {
         for (const entry of await list(join(refRoot, alg, subject))) {
-          if (!manifestSet.has(entry) && (await remove(join(refRoot, alg, subject, entry)))) r.referrersRemoved++;
+          const p = join(refRoot, alg, subject, entry);
+          if (manifestSet.has(entry)) continue;
+          const size = (await stat(p).catch(() => undefined))?.size ?? 0;
+          if (await remove(p)) {
+            r.referrersRemoved++;
+            r.linkBytes += size;
+          }
         }
       }
     }
@@ -113,13 +136,26 @@ async function collect(store: RepoStore, uploads: Uploads, opts: GcOptions): Pro
       const o = await old(p);
       if (o.old && (await remove(p))) {
         r.blobsRemoved++;
-        r.bytesFreed += o.size;
+        r.blobBytes += o.size;
         r.blobs.push(digest);
       }
     }
   }
   if (!opts.dryRun) store.invalidate();
+  r.bytesFreed = r.blobBytes + r.uploadBytes + r.tempBytes + r.linkBytes;
   return r;
+}
+
+const count = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** What a pass removed, each kind with its count and bytes: "2 blobs (1.5 MiB), 1 expired upload session (62.5 MiB), …". */
+export function gcSummary(r: GcResult, bytes: (n: number) => string): string {
+  return [
+    `${count(r.blobsRemoved, 'blob')} (${bytes(r.blobBytes)})`,
+    `${count(r.uploadsRemoved, 'expired upload session')} (${bytes(r.uploadBytes)})`,
+    `${count(r.linksRemoved + r.referrersRemoved, 'link')} (${bytes(r.linkBytes)})`,
+    `${count(r.tempsRemoved, 'temp file')} (${bytes(r.tempBytes)})`,
+  ].join(', ');
 }
 
 async function list(dir: string): Promise<string[]> {

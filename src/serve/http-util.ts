@@ -36,7 +36,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   const unread = !req.complete && hasBody(req);
   const close: Headers = unread ? { connection: 'close' } : {};
   if (err instanceof ServeError) {
-    send(req, res, err.status, { 'content-type': 'application/json', ...err.headers, ...close }, errorBody(err.code, err.detail));
+    send(req, res, err.status, { 'content-type': 'application/json', ...err.headers, ...close }, errorBody(err.code, err.detail, err.specMessage));
   } else {
     send(req, res, 500, { 'content-type': 'application/json', ...close }, internalErrorBody());
   }

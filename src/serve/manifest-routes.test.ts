@@ -82,19 +82,36 @@ test('invalid manifests are 400 MANIFEST_INVALID, missing blobs 400 MANIFEST_BLO
   assert.equal((await request(`${s.url}/v2/v/manifests/nt`)).headers['content-type'], OCI_MANIFEST);
 });
 
-test('malformed references are 400 (never 500); unknown tags 404 MANIFEST_UNKNOWN', async (t) => {
+test('malformed references are 400 (never 500) to a PUT and as digests; unknown tags 404 MANIFEST_UNKNOWN', async (t) => {
   const s = await startTestServer(t);
   await putImage(s.url, 'a', 'v1');
   for (const ref of ['.bad', '-bad', 'sha256:123', 'sha256:', `${'x'.repeat(129)}`, 'md5:abcd']) {
-    for (const method of ['GET', 'PUT', 'DELETE']) {
-      const r = await request(`${s.url}/v2/a/manifests/${encodeURIComponent(ref)}`, { method, ...(method === 'PUT' ? { body: '{}', headers: { 'content-type': OCI_MANIFEST } } : {}) });
+    const r = await request(`${s.url}/v2/a/manifests/${encodeURIComponent(ref)}`, { method: 'PUT', body: '{}', headers: { 'content-type': OCI_MANIFEST } });
+    assert.equal(r.status, 400, `PUT ${ref}`);
+    assert.ok(['DIGEST_INVALID', 'MANIFEST_INVALID'].includes(specError(r).code), r.text);
+  }
+  for (const ref of ['sha256:123', 'sha256:', 'md5:abcd']) {
+    for (const method of ['GET', 'DELETE']) {
+      const r = await request(`${s.url}/v2/a/manifests/${encodeURIComponent(ref)}`, { method });
       assert.equal(r.status, 400, `${method} ${ref}`);
-      assert.ok(['DIGEST_INVALID', 'MANIFEST_INVALID'].includes(specError(r).code), r.text);
+      assert.equal(specError(r).code, 'DIGEST_INVALID', r.text);
     }
   }
   const unknown = await request(`${s.url}/v2/a/manifests/nope`);
   assert.equal(unknown.status, 404);
   assert.equal(specError(unknown).code, 'MANIFEST_UNKNOWN');
+});
+
+test('GET, HEAD and DELETE by a reference that cannot be a tag (.INVALID_MANIFEST_NAME) are 404 MANIFEST_UNKNOWN, as distribution answers', async (t) => {
+  const s = await startTestServer(t);
+  await putImage(s.url, 'a', 'v1');
+  for (const ref of ['.INVALID_MANIFEST_NAME', '-bad', 'x'.repeat(129)]) {
+    for (const method of ['GET', 'HEAD', 'DELETE']) {
+      const r = await request(`${s.url}/v2/a/manifests/${ref}`, { method });
+      assert.equal(r.status, 404, `${method} ${ref}: ${r.text}`);
+      if (method !== 'HEAD') assert.deepEqual(specError(r), { code: 'MANIFEST_UNKNOWN', message: 'manifest unknown to registry', detail: { reference: ref } });
+    }
+  }
 });
 
 test('an index needs its manifests in the repository; Docker v2 media types are accepted', async (t) => {
@@ -114,6 +131,52 @@ test('an index needs its manifests in the repository; Docker v2 media types are 
   const d = await put(s.url, 'multi', 'docker', body, docker);
   assert.equal(d.status, 201, d.text);
   assert.equal((await request(`${s.url}/v2/multi/manifests/docker`)).headers['content-type'], docker);
+});
+
+test('an index entry must be a manifest or index stored here: a layer or config blob is 400 MANIFEST_INVALID', async (t) => {
+  const s = await startTestServer(t);
+  const a = await putImage(s.url, 'ix', 'a', { seed: 'a' });
+  const layerBytes = Buffer.from('layer of a');
+  const entry = (digest: string, size: number, mediaType = OCI_MANIFEST) => ({ mediaType, digest, size, platform: { architecture: 'amd64', os: 'linux' } });
+  const index = (...manifests: unknown[]) => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests });
+  for (const [what, body] of [
+    ['a layer, described as a manifest', index(entry(a.digest, a.bytes.length), entry(a.layer, layerBytes.length))],
+    ['a layer, described as a layer', index(entry(a.layer, layerBytes.length, 'application/vnd.oci.image.layer.v1.tar'))],
+    ['a config', index(entry(a.config, Buffer.from(JSON.stringify({ seed: 'a' })).length))],
+  ] as const) {
+    const r = await put(s.url, 'ix', 'bad', body, OCI_INDEX);
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    const e = specError(r);
+    assert.equal(e.code, 'MANIFEST_INVALID', what);
+    assert.match(JSON.stringify(e.detail), /not a manifest or index/, what);
+  }
+  assert.equal((await request(`${s.url}/v2/ix/manifests/bad`)).status, 404);
+  // A manifest and an index of it are fine as entries.
+  const one = await put(s.url, 'ix', 'one', index(entry(a.digest, a.bytes.length)), OCI_INDEX);
+  assert.equal(one.status, 201, one.text);
+  const nested = await put(s.url, 'ix', 'nested', index(entry(sha256(index(entry(a.digest, a.bytes.length))), Buffer.byteLength(index(entry(a.digest, a.bytes.length))), OCI_INDEX)), OCI_INDEX);
+  assert.equal(nested.status, 201, nested.text);
+});
+
+test('a manifest nested deeper than 64 levels is 400 MANIFEST_INVALID before it is parsed (a 200,000-deep array included)', async (t) => {
+  const s = await startTestServer(t);
+  const a = await putImage(s.url, 'deep', 'a', { seed: 'a' });
+  const doc = JSON.parse(a.bytes.toString('utf8')) as Record<string, unknown>;
+  const withExtra = (depth: number) => {
+    const json = JSON.stringify({ ...doc, extra: 'X' });
+    return json.replace('"X"', `${'['.repeat(depth)}"x"${']'.repeat(depth)}`);
+  };
+  for (const depth of [200_000, 64]) {
+    const r = await put(s.url, 'deep', 'd', withExtra(depth));
+    assert.equal(r.status, 400, `${depth}: ${r.text.slice(0, 200)}`);
+    assert.equal(specError(r).code, 'MANIFEST_INVALID');
+    assert.match(JSON.stringify(specError(r).detail), /nested deeper than 64/);
+  }
+  // Brackets inside strings do not count; 62 levels under the document's own are fine.
+  const inString = JSON.stringify({ ...doc, annotations: { 'org.example': '['.repeat(1000) } });
+  assert.equal((await put(s.url, 'deep', 's', inString)).status, 201);
+  assert.equal((await put(s.url, 'deep', 'ok', withExtra(62))).status, 201);
+  assert.equal((await request(`${s.url}/healthz`)).status, 200);
 });
 
 test('subject: PUT answers OCI-Subject; the referrers API lists it (artifactType, annotations), filters by artifactType', async (t) => {

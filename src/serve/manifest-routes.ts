@@ -12,13 +12,18 @@ import { MAX_MANIFEST_BYTES, isManifestLike, parseManifest, type ParsedManifest 
 import type { RequestCtx } from './context.js';
 import { ServeError, manifestUnknown, unsupported } from './errors.js';
 import { mediaTypeOf, readBody, send } from './http-util.js';
-import { parseReference } from './router.js';
+import { nestedDeeperThan } from './json-depth.js';
+import { lookupReference, parseReference } from './router.js';
+
+/** Arrays and objects nested deeper than this are refused (a manifest needs 4 or 5). */
+const MAX_JSON_DEPTH = 64;
 
 /** Content-Types that say nothing about the manifest kind: the document's mediaType decides. */
 const GENERIC_TYPES = new Set(['application/json', 'application/octet-stream', 'text/plain']);
 
 export async function getManifest(ctx: RequestCtx, name: string, reference: string): Promise<void> {
-  const ref = parseReference(reference);
+  const ref = lookupReference(reference);
+  if (!ref) throw manifestUnknown(reference);
   const digest = 'tag' in ref ? await ctx.store.resolveTag(name, ref.tag) : ref.digest;
   const m = digest === undefined ? undefined : await ctx.store.getManifest(name, digest);
   if (!m) throw manifestUnknown(reference);
@@ -33,6 +38,8 @@ export async function putManifest(ctx: RequestCtx, name: string, reference: stri
   if (given && !isManifestLike(given)) {
     throw new ServeError(400, 'MANIFEST_INVALID', { reason: `Content-Type ${given} is not an OCI or Docker v2 manifest or index` });
   }
+  // Before JSON.parse: a document nested without bound is refused by a scan, not by a stack overflow.
+  if (nestedDeeperThan(bytes, MAX_JSON_DEPTH)) throw new ServeError(400, 'MANIFEST_INVALID', { reason: `the JSON is nested deeper than ${MAX_JSON_DEPTH} levels` });
   let parsed: ParsedManifest;
   try {
     parsed = parseManifest(bytes, given, 'manifest');
@@ -56,25 +63,39 @@ export async function putManifest(ctx: RequestCtx, name: string, reference: stri
   });
 }
 
-/** Every descriptor but the subject must name content of this repository, with its size. */
+/**
+ * Every descriptor but the subject must name content of this repository, with its size; an
+ * index's entries must be manifests or indexes pushed here (a layer or config blob uploaded to the
+ * repository is not one, whatever media type the entry claims).
+ */
 async function checkReferences(ctx: RequestCtx, name: string, parsed: ParsedManifest): Promise<void> {
-  const refs: Descriptor[] = parsed.kind === 'manifest' ? [parsed.manifest.config, ...parsed.manifest.layers] : parsed.index.manifests;
+  const index = parsed.kind === 'index';
+  const refs: Descriptor[] = index ? parsed.index.manifests : [parsed.manifest.config, ...parsed.manifest.layers];
   const wanted = refs.filter((d) => !d.urls?.length); // non-distributable layers live elsewhere
   const BATCH = 32;
   for (let i = 0; i < wanted.length; i += BATCH) {
     const part = wanted.slice(i, i + BATCH);
-    const sizes = await Promise.all(part.map((d) => ctx.store.contentSize(name, d.digest)));
+    const sizes = await Promise.all(part.map((d) => (index ? childSize(ctx, name, d.digest) : ctx.store.contentSize(name, d.digest))));
     part.forEach((d, j) => {
       const size = sizes[j];
       if (size === undefined) throw new ServeError(400, 'MANIFEST_BLOB_UNKNOWN', { digest: d.digest });
+      if (size === 'blob') throw new ServeError(400, 'MANIFEST_INVALID', { digest: d.digest, reason: `index entry manifests[${i + j}] is a blob of this repository, not a manifest or index` });
       if (size !== d.size) throw new ServeError(400, 'MANIFEST_INVALID', { digest: d.digest, reason: `the descriptor says ${d.size} bytes; the registry holds ${size}` });
     });
   }
 }
 
+/** An index entry's size when it is a manifest or index of `name`; 'blob' when it is only a blob there. */
+async function childSize(ctx: RequestCtx, name: string, digest: string): Promise<number | 'blob' | undefined> {
+  const m = await ctx.store.getManifest(name, digest);
+  if (m && isManifestLike(m.mediaType)) return m.bytes.length;
+  return (await ctx.store.blobSize(name, digest)) === undefined ? undefined : 'blob';
+}
+
 export async function deleteManifest(ctx: RequestCtx, name: string, reference: string): Promise<void> {
   if (ctx.deletes === 'none') throw unsupported('deleting is disabled on this registry');
-  const ref = parseReference(reference);
+  const ref = lookupReference(reference);
+  if (!ref) throw manifestUnknown(reference);
   if ('tag' in ref) {
     if (ctx.deletes !== 'all') throw unsupported('deleting tags is disabled on this registry; delete the manifest by digest');
     if (!(await ctx.store.deleteTag(name, ref.tag))) throw manifestUnknown(reference);

@@ -105,6 +105,17 @@ export function parseReference(reference: string): { tag: string } | { digest: s
   return { tag: reference };
 }
 
+/**
+ * A reference to look up (GET, HEAD, DELETE): a digest is parsed as by `parseReference` (400
+ * DIGEST_INVALID when malformed), but a string that cannot be a tag names nothing: undefined, for a
+ * 404 MANIFEST_UNKNOWN, as docker-registry answers (the conformance suite asks for
+ * `.INVALID_MANIFEST_NAME`). Only a PUT, which would create it, is told the tag is invalid (400).
+ */
+export function lookupReference(reference: string): ReturnType<typeof parseReference> | undefined {
+  if (!reference.includes(':') && !isValidTag(reference)) return undefined;
+  return parseReference(reference);
+}
+
 export function isUploadId(id: string): boolean {
   return UUID_RE.test(id);
 }

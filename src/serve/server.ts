@@ -10,16 +10,18 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { PackError, fsError } from '../errors.js';
 import { AccessPolicy, PasswordChecker, loadHtpasswd, loadUsersFile } from './access.js';
-import { formatAccess, type LogFormat } from './access-log.js';
+import { formatAccess, watchRequest, type LogFormat } from './access-log.js';
 import { createApp } from './app.js';
+import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
 import type { DeleteMode } from './context.js';
-import { collectGarbage, type GcResult } from './gc.js';
+import { collectGarbage, gcSummary, type GcResult } from './gc.js';
 import { Gate } from './gate.js';
+import type { LoginLimits } from './login-throttle.js';
 import { RepoStore } from './repo-store.js';
 import { lockRoot } from './root-lock.js';
 import { TokenService } from './token.js';
@@ -34,6 +36,8 @@ export interface ServeOptions {
   /** Users-and-access file (JSON, see access.ts): token mode with a /token endpoint. */
   tokenUsers?: string;
   tokenTtlSeconds?: number;
+  /** The brake on password guessing (login-throttle.ts); the defaults suit a registry, tests lower them. */
+  loginLimits?: Partial<LoginLimits>;
   tlsCert?: string;
   tlsKey?: string;
   /** Allow an open (no auth) registry on a non-loopback address. */
@@ -83,6 +87,8 @@ export interface RunningServer {
   collect(graceMs?: number): Promise<GcResult>;
 }
 
+const bytes = (n: number): string => `${n} bytes`;
+
 /** The longest delay a node timer takes. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -99,10 +105,10 @@ export function isLoopback(host: string): boolean {
 
 async function authConfig(opts: ServeOptions): Promise<AuthConfig> {
   if (opts.htpasswd && opts.tokenUsers) throw new PackError('USAGE', '--htpasswd and --token-users exclude each other', { hint: 'basic auth: --htpasswd FILE; tokens with per-repository access: --token-users FILE' });
-  if (opts.htpasswd) return { mode: 'basic', passwords: new PasswordChecker(await loadHtpasswd(opts.htpasswd)) };
+  if (opts.htpasswd) return { mode: 'basic', passwords: new PasswordChecker(await loadHtpasswd(opts.htpasswd), undefined, opts.loginLimits) };
   if (opts.tokenUsers) {
     const f = await loadUsersFile(opts.tokenUsers);
-    const tokens = new TokenService({ passwords: new PasswordChecker(f.users), policy: new AccessPolicy(f.rules), ...(opts.tokenTtlSeconds ? { ttlSeconds: opts.tokenTtlSeconds } : {}) });
+    const tokens = new TokenService({ passwords: new PasswordChecker(f.users, undefined, opts.loginLimits), policy: new AccessPolicy(f.rules), ...(opts.tokenTtlSeconds ? { ttlSeconds: opts.tokenTtlSeconds } : {}) });
     return { mode: 'token', tokens };
   }
   return { mode: 'none' };
@@ -153,47 +159,30 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     ...(opts.maxUploads ? { maxUploads: opts.maxUploads } : {}),
     ...(opts.manifestMemoryBytes ? { manifestMemoryBytes: opts.manifestMemoryBytes } : {}),
     onIdentity: (req, user) => users.set(req, user),
-    onInternalError: (e, req) => log(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`),
+    onCut: (req, reason) => cuts.set(req, reason),
+    onInternalError: (e, req) => log(`error: ${req.method} ${req.url}: ${e instanceof ServeError || isOutOfSpace(e) ? (e as Error).message : ((e as Error)?.stack ?? String(e))}`),
   });
 
   let inflight = 0;
   let closing = false;
   let drained: (() => void) | undefined;
   const format = opts.logFormat ?? 'text';
+  const cuts = new WeakMap<http.IncomingMessage, string>();
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 120_000;
+  const watch = { user: (req: http.IncomingMessage) => users.get(req) ?? '', cutReason: (req: http.IncomingMessage) => cuts.get(req), closing: () => closing, idleTimeoutMs };
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     inflight++;
-    const started = process.hrtime.bigint();
-    const socket: Socket = req.socket;
-    const in0 = socket.bytesRead;
-    const out0 = socket.bytesWritten;
     if (closing) res.setHeader('connection', 'close');
+    if (opts.accessLog) watchRequest(req, res, watch, (e) => opts.accessLog!(formatAccess(e, format)));
     res.once('close', () => {
       inflight--;
-      if (opts.accessLog) {
-        opts.accessLog(
-          formatAccess(
-            {
-              time: new Date(),
-              remote: socket.remoteAddress ?? '-',
-              user: users.get(req) ?? '',
-              method: req.method ?? '-',
-              url: req.url ?? '-',
-              status: res.statusCode,
-              bytesIn: Number(req.headers['content-length'] ?? socket.bytesRead - in0) || 0,
-              bytesOut: socket.bytesWritten - out0,
-              ms: Number(process.hrtime.bigint() - started) / 1e6,
-            },
-            format,
-          ),
-        );
-      }
       if (closing && inflight === 0) drained?.();
     });
     void app(req, res);
   };
   const serverOpts = { maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 };
   const server = tls ? https.createServer({ ...serverOpts, ...tls }, handler) : http.createServer(serverOpts, handler);
-  server.setTimeout(opts.idleTimeoutMs ?? 120_000);
+  server.setTimeout(idleTimeoutMs);
   server.maxConnections = 4096;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -227,13 +216,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     track(
       (async () => {
         const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
-        if (r.blobsRemoved || r.linksRemoved || r.uploadsRemoved) log(`gc: removed ${r.blobsRemoved} blobs (${r.bytesFreed} bytes), ${r.linksRemoved} links, ${r.uploadsRemoved} expired uploads`);
+        if (r.blobsRemoved || r.linksRemoved || r.referrersRemoved || r.uploadsRemoved || r.tempsRemoved) log(`gc: removed ${gcSummary(r, bytes)}: ${bytes(r.bytesFreed)} freed`);
         for (const p of r.problems) log(`gc: ${p}`);
         return r;
       })(),
     );
   const ttl = uploads.ttlMs;
-  const timers: NodeJS.Timeout[] = [setInterval(() => void track(uploads.sweep()).catch((e) => log(`upload sweep: ${String(e)}`)), Math.max(1000, Math.min(ttl / 4, 600_000)))];
+  const sweep = async (): Promise<void> => {
+    const x = await uploads.expire();
+    if (x.sessions > 0) log(`upload sweep: removed ${x.sessions} expired upload session${x.sessions === 1 ? '' : 's'}: ${bytes(x.bytes)} freed`);
+  };
+  const timers: NodeJS.Timeout[] = [setInterval(() => void track(sweep()).catch((e) => log(`upload sweep: ${String(e)}`)), Math.max(1000, Math.min(ttl / 4, 600_000)))];
   timers[0]!.unref();
   if (opts.gcIntervalMs) {
     // One pass at a time, the next one an interval after the last ended; a timer cannot wait more

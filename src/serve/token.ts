@@ -13,7 +13,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AccessPolicy, PasswordChecker, TooBusy, ACTIONS, parseBasic, type Action } from './access.js';
+import { AccessPolicy, PasswordChecker, ACTIONS, parseBasic, signInRefused, type Action } from './access.js';
 import { ServeError } from './errors.js';
 import { readBody, sendJson } from './http-util.js';
 import { isValidName } from './router.js';
@@ -126,12 +126,12 @@ export class TokenService {
         sendJson(req, res, 400, { error: 'unsupported_grant_type', error_description: 'only grant_type=password is supported' });
         return;
       }
-      user = await this.login(form.get('username') ?? '', form.get('password') ?? '');
+      user = await this.login(form.get('username') ?? '', form.get('password') ?? '', req.socket.remoteAddress ?? '');
     } else if (req.method === 'GET') {
       scopes = split(query.getAll('scope'));
       const basic = parseBasic(req.headers.authorization);
       if (req.headers.authorization !== undefined && !basic) throw refused();
-      if (basic) user = await this.login(basic.user, basic.password);
+      if (basic) user = await this.login(basic.user, basic.password, req.socket.remoteAddress ?? '');
     } else {
       throw new ServeError(405, 'UNSUPPORTED', 'the token endpoint takes GET or POST', { allow: 'GET, POST' });
     }
@@ -140,12 +140,11 @@ export class TokenService {
     sendJson(req, res, 200, { token, access_token: token, expires_in: this.ttlSeconds, issued_at: new Date(now * 1000).toISOString() }, { 'cache-control': 'no-store' });
   }
 
-  private async login(user: string, password: string): Promise<string> {
+  private async login(user: string, password: string, client: string): Promise<string> {
     try {
-      if (user !== '' && (await this.passwords.check(user, password))) return user;
+      if (user !== '' && (await this.passwords.check(user, password, client))) return user;
     } catch (e) {
-      if (e instanceof TooBusy) throw new ServeError(429, 'TOOMANYREQUESTS', 'too many sign-ins at once', { 'retry-after': '1' });
-      throw e;
+      throw signInRefused(e) ?? e;
     }
     throw refused();
   }

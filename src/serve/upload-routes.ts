@@ -131,7 +131,7 @@ export async function putUpload(ctx: RequestCtx, name: string, id: string): Prom
   const s = await ctx.uploads.open(name, id);
   const location = uploadLocation(name, s.id);
   const digest = ctx.query.get('digest');
-  if (digest === null) throw new ServeError(400, 'DIGEST_INVALID', { reason: 'the closing PUT needs ?digest=<digest of the whole blob>' });
+  if (digest === null) throw new ServeError(400, 'DIGEST_INVALID', { reason: 'no ?digest= given' }, {}, 'the closing PUT needs ?digest=<digest of the whole blob>');
   const parsed = checkDigest(digest);
   if (hasBody(ctx.req)) {
     const where = await chunk(ctx, s, () => ctx.uploads.size(s), location);

@@ -16,7 +16,7 @@ import type { ParsedDigest } from '../oci/digest.js';
 import type { BlobPool } from '../store/blobs.js';
 import { appendBody, type Target } from './append-body.js';
 import { syncDir, syncFile } from './durable.js';
-import { ServeError, uploadUnknown } from './errors.js';
+import { ServeError, isOutOfSpace, outOfSpace, uploadUnknown } from './errors.js';
 import type { MinRate } from './min-rate.js';
 import { isUploadId } from './router.js';
 import { SessionCount } from './session-count.js';
@@ -170,6 +170,13 @@ export class Uploads {
       if (!s.hash) s.hash = await InlineHash.fromFile(s.data, size);
       const resumeHeaders = (n: number): Record<string, string> => uploadHeaders(s, n, opts.location);
       return await appendBody(s, body, { start: size, length: opts.length, workers: this.workers, minRate: this.minRate, resumeHeaders });
+    } catch (e) {
+      if (!isOutOfSpace(e)) throw e;
+      // A full disk: the session's bytes are what fills it, and kept they would hold it until the
+      // time-to-live (no other push could store anything meanwhile). Freed, the registry works on;
+      // the client starts this blob again (404 BLOB_UPLOAD_UNKNOWN on the session says so).
+      await this.remove(s).catch(() => undefined);
+      throw outOfSpace('the upload did not fit; its session and the bytes it held were removed: push again once space is freed', { uuid: s.id });
     } finally {
       s.busy = false;
       s.abort = undefined;
@@ -230,29 +237,44 @@ export class Uploads {
    * loaded again from disk when used). Returns the number of sessions removed.
    */
   async sweep(now = Date.now(), ttlMs = this.ttlMs): Promise<number> {
-    for (const s of [...this.sessions.values()]) {
+    return (await this.expire({ now, ttlMs })).sessions;
+  }
+
+  /** `sweep()`, with the bytes freed; a dry run changes nothing and tells what would go. */
+  async expire(o: { now?: number; ttlMs?: number; dryRun?: boolean } = {}): Promise<{ sessions: number; bytes: number }> {
+    const { now = Date.now(), ttlMs = this.ttlMs, dryRun = false } = o;
+    for (const s of dryRun ? [] : [...this.sessions.values()]) {
       if (s.busy) continue;
       if (now - s.lastUsed > 60_000) this.workers.release(s);
       if (now - s.lastUsed > 600_000) this.sessions.delete(s.id);
     }
+    const out = { sessions: 0, bytes: 0 };
     let ids: string[];
     try {
       ids = await readdir(this.dir);
     } catch {
-      return 0;
+      return out;
     }
-    let removed = 0;
     for (const id of ids) {
       const live = this.sessions.get(id);
       if (live?.busy) continue;
       const dir = join(this.dir, id);
-      const times = await Promise.all(['', 'data', 'info.json'].map((f) => stat(join(dir, f)).then((st) => st.mtimeMs, () => 0)));
-      if (now - Math.max(...times) <= ttlMs) continue;
+      const stats = await Promise.all(['', 'data', 'info.json'].map((f) => stat(join(dir, f)).catch(() => undefined)));
+      if (now - Math.max(...stats.map((st) => st?.mtimeMs ?? 0)) <= ttlMs) continue;
+      const bytes = (stats[1]?.size ?? 0) + (stats[2]?.size ?? 0);
+      if (dryRun) {
+        out.sessions++;
+        out.bytes += bytes;
+        continue;
+      }
       if (live) this.workers.release(live);
       this.sessions.delete(id);
-      if (await this.count.remove(id)) removed++;
+      if (await this.count.remove(id)) {
+        out.sessions++;
+        out.bytes += bytes;
+      }
     }
-    return removed;
+    return out;
   }
 
   close(): void {

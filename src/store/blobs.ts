@@ -2,17 +2,38 @@
  * The blob pool of an OCI image layout: `blobs/<alg>/<hex>`. Writes go to a temp file under
  * `ingest/`, are verified, made read-only, recorded in the writer's lease (so prune keeps them),
  * then renamed into place: a blob is visible only once complete and verified.
+ *
+ * With a `VerifiedBlobs` log (the LocalStore's; not `mpk serve`'s pool), a blob counts as present
+ * only while its file is the one mpk verified (see `state`): a file changed since is rehashed, or,
+ * when large and rewritten, treated as missing so that pull or build write it again.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
 import { chmod, mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { PackError, findPackError, fsError } from '../errors.js';
-import { checkDigest, Digester, parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
+import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
+import { SMALL_BLOB_BYTES, drain, gatherVerified } from './gather.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
 import type { Lease } from './lease.js';
+import { identityChange, identityOf, type VerifiedBlobs } from './verified.js';
+
+/**
+ * Whether a stored blob can be relied on: `present` (its file is the one mpk verified, or was
+ * rehashed just now), `absent` (no file), `changed` (a file whose size or bytes are not the
+ * blob's, or a large one rewritten since it was verified: to be fetched or rebuilt, not read twice).
+ */
+export type BlobState = 'present' | 'absent' | 'changed';
+
+/**
+ * A blob file rewritten (size or mtime moved) since it was verified is rehashed up to this size;
+ * past it, it is treated as missing: a pull or build rewrites it instead of reading it to find
+ * out. A file whose only change is its ctime, inode or device (a hard link made, a chmod, the
+ * store copied) is rehashed whatever its size: its bytes are most likely intact.
+ */
+export const REHASH_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Read size for blobs: 1 MiB reads hash ~40% faster than the default 64 KiB. */
 export const READ_CHUNK = 1024 * 1024;
@@ -30,9 +51,15 @@ export function readChunkFor(remaining: number): number {
 export class BlobPool {
   readonly ingestDir: string;
   private ingestReady = false;
+  /** Rehashes running, by digest and file identity: one per file however many ask. */
+  private readonly checking = new Map<string, Promise<boolean>>();
+  /** digest → identity of a file found not to hold the blob: not rehashed a second time. */
+  private readonly bad = new Map<string, string>();
   constructor(
     readonly root: string,
     private readonly lease: () => Promise<Lease>,
+    /** Identities of verified blob files; without it a blob of the right size counts as present. */
+    readonly verified?: VerifiedBlobs,
   ) {
     this.ingestDir = join(root, 'ingest');
   }
@@ -54,8 +81,77 @@ export class BlobPool {
     }
   }
 
-  async exists(desc: Descriptor): Promise<boolean> {
-    return (await this.size(desc.digest)) === desc.size;
+  async exists(desc: Expected): Promise<boolean> {
+    return (await this.state(desc)) === 'present';
+  }
+
+  /**
+   * One `stat` when the file is the one verified. Otherwise: a file of the wrong size is
+   * `changed`; one rewritten since it was verified and larger than REHASH_MAX_BYTES is `changed`
+   * unread; any other (no record, metadata moved, small) is rehashed, and recorded if it is right.
+   */
+  async state(desc: Expected): Promise<BlobState> {
+    const p = this.path(desc.digest);
+    let s: BigIntStats;
+    try {
+      s = await stat(p, { bigint: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+      throw fsError(e, p);
+    }
+    if (!s.isFile()) return 'absent';
+    if (s.size !== BigInt(desc.size)) return 'changed';
+    if (!this.verified) return 'present';
+    const now = identityOf(s);
+    if (this.bad.get(desc.digest) === now) return 'changed';
+    const known = await this.verified.lookup(desc.digest, now);
+    if (known === now) return 'present';
+    if (known !== undefined && identityChange(known, now) === 'content' && desc.size > REHASH_MAX_BYTES) return 'changed';
+    let check = this.checking.get(`${desc.digest} ${now}`);
+    if (!check) {
+      check = this.rehash(desc, now).finally(() => this.checking.delete(`${desc.digest} ${now}`));
+      this.checking.set(`${desc.digest} ${now}`, check);
+    }
+    return (await check) ? 'present' : 'changed';
+  }
+
+  /** Rehashes a blob file whose identity was `before`; records it when right and unchanged meanwhile. */
+  private async rehash(desc: Expected, before: string): Promise<boolean> {
+    try {
+      await this.hashCheck(desc);
+    } catch (e) {
+      if (e instanceof PackError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH')) {
+        this.bad.set(desc.digest, before);
+        return false;
+      }
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw fsError(e, this.path(desc.digest));
+    }
+    return this.recordIfStill(desc.digest, before);
+  }
+
+  /** Records the blob file as verified if its identity is still `before` (not written while it was read). */
+  private async recordIfStill(digest: string, before: string): Promise<boolean> {
+    const after = await stat(this.path(digest), { bigint: true }).catch(() => undefined);
+    if (!after || identityOf(after) !== before) return false;
+    this.verified?.record(digest, after);
+    this.bad.delete(digest);
+    return true;
+  }
+
+  /**
+   * After a hard link to a blob was made or renamed (`extract --link`), which moves the blob's
+   * ctime: keeps it verified when its device, inode, size and mtime are still the recorded ones.
+   */
+  async noteLinked(desc: Expected): Promise<void> {
+    if (!this.verified) return;
+    const s = await stat(this.path(desc.digest), { bigint: true }).catch(() => undefined);
+    if (!s) return;
+    const known = await this.verified.get(desc.digest);
+    const now = identityOf(s);
+    if (known && identityChange(known, now) === 'metadata' && known.split(':').slice(0, 2).join(':') === now.split(':').slice(0, 2).join(':')) {
+      this.verified.record(desc.digest, s);
+    }
   }
 
   /** A stream of the blob's bytes (not re-verified: see `verify` for that). */
@@ -95,7 +191,7 @@ export class BlobPool {
   /** Writes content to the pool, verifying size and digest; no-op if the blob is already there. */
   async push(expected: Expected, content: ByteSource, opts: CallOptions = {}): Promise<void> {
     parseDigest(expected.digest);
-    if ((await this.size(expected.digest)) === expected.size) {
+    if (await this.exists(expected)) {
       await this.hold(expected.digest); // in use by this writer from now on
       await drain(content);
       return;
@@ -140,15 +236,24 @@ export class BlobPool {
       await mkdir(join(dest, '..'), { recursive: true }); // first blob of another algorithm
       await rename(tmp, dest);
     }
+    // Identity after the rename (which moves ctime): the file as verified.
+    if (this.verified) {
+      this.verified.record(digest, await stat(dest, { bigint: true }));
+      this.bad.delete(digest);
+    }
   }
 
   /**
-   * For writers outside this thread (the build's workers): the ingest dir, the sha256 blob dir
-   * and this process's lease file, to which a digest must be appended before its blob is renamed.
+   * For writers outside this thread (the build's workers): the ingest dir, the sha256 blob dir,
+   * this process's lease file, to which a digest must be appended before its blob is renamed, and
+   * the log to which the identities of the blob files they wrote or compared are appended.
    */
-  async writerPaths(): Promise<{ ingest: string; blobs: string; lease: string }> {
+  async writerPaths(): Promise<{ ingest: string; blobs: string; lease: string; verified?: string }> {
     await this.tempPath();
-    return { ingest: this.ingestDir, blobs: join(this.root, 'blobs', 'sha256'), lease: (await this.lease()).path };
+    const paths = { ingest: this.ingestDir, blobs: join(this.root, 'blobs', 'sha256'), lease: (await this.lease()).path };
+    if (!this.verified) return paths;
+    await mkdir(dirname(this.verified.file), { recursive: true });
+    return { ...paths, verified: this.verified.file };
   }
 
   /** Marks a stored blob as in use by this process (prune spares it until the store is closed). */
@@ -156,12 +261,12 @@ export class BlobPool {
     (await this.lease()).add(digest);
   }
 
-  /** Rehashes a stored blob; throws CORRUPT naming the digest when it differs. */
+  /** Rehashes a stored blob; throws CORRUPT naming the digest when it differs; records it when right. */
   async verify(desc: Expected): Promise<void> {
     try {
-      await pipeline(createReadStream(this.path(desc.digest), { highWaterMark: READ_CHUNK }), new VerifyStream(desc), async (src: AsyncIterable<Buffer>) => {
-        for await (const _ of src);
-      });
+      const before = this.verified ? identityOf(await stat(this.path(desc.digest), { bigint: true })) : undefined;
+      await this.hashCheck(desc);
+      if (before !== undefined) await this.recordIfStill(desc.digest, before);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new PackError('NOT_FOUND', `${desc.digest}: blob missing from the store`, { cause: e, hint: 'pull or build the model again' });
@@ -175,42 +280,11 @@ export class BlobPool {
       throw fsError(e, this.path(desc.digest));
     }
   }
-}
 
-/** Blobs up to this size are verified in memory and written with one call. */
-const SMALL_BLOB_BYTES = 1024 * 1024;
-
-/** All of content (at most expected.size bytes, or SIZE_MISMATCH at once), verified. */
-async function gatherVerified(expected: Expected, content: ByteSource, signal?: AbortSignal): Promise<Buffer> {
-  const d = new Digester(parseDigest(expected.digest).algorithm);
-  if (content instanceof Uint8Array) {
-    d.update(content);
-    const err = checkDigest(expected, d);
-    if (err) throw err;
-    return Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  /** Reads the blob file through a VerifyStream: DIGEST_MISMATCH / SIZE_MISMATCH, or an fs error. */
+  private async hashCheck(desc: Expected): Promise<void> {
+    await pipeline(createReadStream(this.path(desc.digest), { highWaterMark: READ_CHUNK }), new VerifyStream(desc), async (src: AsyncIterable<Buffer>) => {
+      for await (const _ of src);
+    });
   }
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of content as AsyncIterable<Uint8Array>) {
-      signal?.throwIfAborted();
-      d.update(c);
-      if (d.size > expected.size) throw checkDigest(expected, d);
-      chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-    }
-  } finally {
-    if (content instanceof Readable) content.destroy();
-  }
-  const err = checkDigest(expected, d);
-  if (err) throw err;
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-/** Releases content that is not needed: the blob is already stored. */
-async function drain(content: ByteSource): Promise<void> {
-  if (content instanceof Uint8Array) return;
-  if (content instanceof Readable) {
-    content.destroy();
-    return;
-  }
-  await content[Symbol.asyncIterator]().return?.();
 }

@@ -24,20 +24,22 @@ export function refNameOf(d: Descriptor): string | undefined {
   return d.annotations?.[ANNOTATION_REF_NAME];
 }
 
-/** Creates `oci-layout`, an empty `index.json` and `blobs/sha256` when missing. */
-export async function initLayout(root: string): Promise<void> {
+/** Creates `oci-layout`, an empty `index.json` and `blobs/sha256` when missing; true when it wrote `oci-layout`. */
+export async function initLayout(root: string): Promise<boolean> {
   try {
     await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
-    await writeFile(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }), { flag: 'wx' }).catch(ignoreExists);
+    const created = await writeFile(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }), { flag: 'wx' }).then(() => true, ignoreExists);
     const empty: IndexDoc = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
     await writeFile(join(root, 'index.json'), JSON.stringify(empty), { flag: 'wx' }).catch(ignoreExists);
+    return created;
   } catch (e) {
     throw fsError(e, root, 'cannot create the store at');
   }
 }
 
-function ignoreExists(e: NodeJS.ErrnoException): void {
+function ignoreExists(e: NodeJS.ErrnoException): false {
   if (e.code !== 'EEXIST') throw e;
+  return false;
 }
 
 /** Reads index.json (without the lock: the file is only ever replaced whole). */

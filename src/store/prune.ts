@@ -1,18 +1,19 @@
 /**
  * Garbage collection of the local store: deletes blobs that no reference in index.json reaches,
  * sparing every blob that a live process holds in a lease (a build in progress), and removes
- * temp files that dead processes left in ingest/.
+ * temp files that dead processes left in ingest/ and partial downloads no live pull claims. The
+ * result counts everything freed: a partial download can be far larger than the blobs.
  *
  * Order matters: blobs are listed first, then leases are read. A writer records its lease entry
  * before renaming a blob into place, so any blob in the listing is already visible in a lease.
  * The index lock is held while marking and sweeping, so no tag can point at a blob being deleted.
  */
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
 import { readIndex } from './index-file.js';
 import { withLock } from './lock.js';
-import { breakIfStale, isProcessAlive } from './lock.js';
+import { breakIfStale, isProcessAlive, isStaleOwner } from './lock.js';
 import { liveLeasedDigests } from './lease.js';
 import { reachableFrom } from './reachable.js';
 import type { LocalStore } from './store.js';
@@ -24,9 +25,17 @@ export interface PruneOptions {
 
 export interface PruneResult {
   removed: { digest: string; size: number }[];
+  /** Every byte freed (with dryRun: that would be): blobs, temp files and partial downloads. */
   reclaimedBytes: number;
+  /** Of reclaimedBytes, the removed blobs'. */
+  blobBytes: number;
   keptInUse: number;
+  /** Temp files of dead writers plus partial downloads that no live pull claims. */
   removedTempFiles: number;
+  /** Of removedTempFiles, the partial downloads (`ingest/partial/`). */
+  removedPartials: number;
+  /** Of reclaimedBytes, the temp files' and partial downloads'. */
+  tempBytes: number;
 }
 
 export async function prune(store: LocalStore, opts: PruneOptions = {}): Promise<PruneResult> {
@@ -36,7 +45,7 @@ export async function prune(store: LocalStore, opts: PruneOptions = {}): Promise
     const leased = await liveLeasedDigests(root);
     const index = await readIndex(root);
     const { nodes } = await reachableFrom(store, index.manifests);
-    const result: PruneResult = { removed: [], reclaimedBytes: 0, keptInUse: 0, removedTempFiles: 0 };
+    const result: PruneResult = { removed: [], reclaimedBytes: 0, blobBytes: 0, keptInUse: 0, removedTempFiles: 0, removedPartials: 0, tempBytes: 0 };
     for (const blob of listed) {
       if (nodes.has(blob.digest)) continue;
       if (leased.has(blob.digest)) {
@@ -49,9 +58,18 @@ export async function prune(store: LocalStore, opts: PruneOptions = {}): Promise
         });
       }
       result.removed.push({ digest: blob.digest, size: blob.size });
-      result.reclaimedBytes += blob.size;
+      result.blobBytes += blob.size;
     }
-    if (!opts.dryRun) result.removedTempFiles = await removeDeadTemps(store.blobs.ingestDir);
+    const temps = await removeDeadTemps(store.blobs.ingestDir, !!opts.dryRun);
+    result.removedTempFiles = temps.files + temps.partials;
+    result.removedPartials = temps.partials;
+    result.tempBytes = temps.bytes;
+    result.reclaimedBytes = result.blobBytes + result.tempBytes;
+    if (!opts.dryRun && result.removed.length > 0) {
+      // The verified-blob log forgets what is gone.
+      const gone = new Set(result.removed.map((b) => b.digest));
+      await store.blobs.verified?.compact((d) => !gone.has(d));
+    }
     return result;
   });
 }
@@ -81,37 +99,63 @@ async function listBlobs(root: string): Promise<ListedBlob[]> {
   return out;
 }
 
-async function removeDeadTemps(dir: string): Promise<number> {
+interface Freed {
+  files: number;
+  partials: number;
+  bytes: number;
+}
+
+async function removeDeadTemps(dir: string, dryRun: boolean): Promise<Freed> {
+  const freed: Freed = { files: 0, partials: 0, bytes: 0 };
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
-    return 0;
+    return freed;
   }
-  let n = 0;
   for (const name of names) {
     if (name === 'partial') continue;
     const pid = Number(name.split('-')[0]);
     if (Number.isInteger(pid) && pid > 0 && isProcessAlive(pid)) continue;
-    await unlink(join(dir, name)).then(() => n++, () => undefined);
+    const size = await removeFile(join(dir, name), dryRun);
+    if (size === undefined) continue;
+    freed.files++;
+    freed.bytes += size;
   }
-  return n + (await removeAbandonedPartials(join(dir, 'partial')));
+  await removeAbandonedPartials(join(dir, 'partial'), dryRun, freed);
+  return freed;
 }
 
 /** Partial downloads (ingest/partial/) that no live pull claims: prune gives their space back. */
-async function removeAbandonedPartials(dir: string): Promise<number> {
+async function removeAbandonedPartials(dir: string, dryRun: boolean, freed: Freed): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
-    return 0;
+    return;
   }
-  let n = 0;
   for (const name of names) {
-    if (name.endsWith('.lock')) continue;
+    if (name.endsWith('.lock') || name.includes('.lock.stale.')) continue;
     const claim = join(dir, `${name}.lock`);
-    if (!(await breakIfStale(claim))) continue; // a live pull is writing it
-    await unlink(join(dir, name)).then(() => n++, () => undefined);
+    // A dry run only looks: a claim of a live pull, or one being written, keeps the file.
+    const abandoned = dryRun ? await claimIsStale(claim) : await breakIfStale(claim);
+    if (!abandoned) continue; // a live pull is writing it
+    const size = await removeFile(join(dir, name), dryRun);
+    if (size === undefined) continue;
+    freed.partials++;
+    freed.bytes += size;
   }
-  return n;
+}
+
+/** Removes a file (or, dry, only measures it); its size, or undefined when it was not there. */
+async function removeFile(path: string, dryRun: boolean): Promise<number | undefined> {
+  const s = await stat(path).catch(() => undefined);
+  if (!s?.isFile()) return undefined;
+  if (dryRun) return s.size;
+  return unlink(path).then(() => s.size, () => undefined);
+}
+
+async function claimIsStale(claim: string): Promise<boolean> {
+  const content = await readFile(claim, 'utf8').catch(() => undefined);
+  return content === undefined || (content !== '' && isStaleOwner(content));
 }

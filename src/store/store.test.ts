@@ -158,3 +158,29 @@ test('verify reports corrupt and missing blobs by digest', async (t) => {
     [[layers[1]!.digest, 'corrupt'], [layers[2]!.digest, 'missing']].sort(),
   );
 });
+
+test('prune reports every byte it frees: abandoned partial downloads and dead temp files too, dry run alike', async (t) => {
+  const root = await tempDir(t);
+  const store = await LocalStore.open(root);
+  t.after(() => store.close());
+  await putModel(store, ['unreferenced']); // config, layer, manifest: 3 blobs nothing names
+  store.close(); // its lease goes: they are prunable
+  const { mkdir, stat: statFile } = await import('node:fs/promises');
+  const partialDir = join(root, 'ingest', 'partial');
+  await mkdir(partialDir, { recursive: true });
+  const partial = join(partialDir, `sha256-${'ab'.repeat(32)}`);
+  await writeFile(partial, Buffer.alloc(3 * 1024 * 1024)); // a pull killed mid-download, no claim left
+  await writeFile(join(root, 'ingest', '999999999-dead-temp'), Buffer.alloc(1000));
+  const dry = await prune(store, { dryRun: true });
+  assert.equal(dry.removed.length, 3);
+  assert.equal(dry.removedPartials, 1);
+  assert.equal(dry.removedTempFiles, 2);
+  assert.equal(dry.tempBytes, 3 * 1024 * 1024 + 1000);
+  assert.equal(dry.reclaimedBytes, dry.blobBytes + dry.tempBytes);
+  assert.ok(dry.blobBytes > '{}unreferenced'.length, 'the manifest counts too');
+  assert.ok((await statFile(partial)).isFile(), 'a dry run deletes nothing');
+  const r = await prune(store);
+  assert.deepEqual({ ...r, removed: r.removed.length }, { ...dry, removed: 3 });
+  await assert.rejects(statFile(partial));
+  assert.deepEqual(await readdir(join(root, 'ingest')), ['partial']);
+});

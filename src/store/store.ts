@@ -9,16 +9,19 @@ import type { Readable } from 'node:stream';
 import { PackError } from '../errors.js';
 import type { ByteSource, CallOptions, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
 import { ingestResumable, ingestWhole } from './partial.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { ANNOTATION_REF_NAME, isManifestMediaType } from '../oci/media-types.js';
+import { parseReference, type Reference } from '../oci/reference.js';
+import { BlobPool } from './blobs.js';
+import { entriesOf, findManifest, isBareDigest, strip, tagName } from './find-manifest.js';
+import { readIndex, refNameOf, updateIndex } from './index-file.js';
+import { openLease, type Lease } from './lease.js';
+import { prepareStoreRoot } from './store-root.js';
+import { VerifiedBlobs, verifiedLogPath } from './verified.js';
 
 /** Blobs from this size on are downloaded into resumable partial files. */
 const RESUMABLE_MIN_BYTES = 1024 * 1024;
-import type { Descriptor } from '../oci/descriptor.js';
-import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
-import { ANNOTATION_REF_NAME, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
-import { formatReference, parseReference, type Reference } from '../oci/reference.js';
-import { BlobPool } from './blobs.js';
-import { initLayout, readIndex, refNameOf, updateIndex } from './index-file.js';
-import { openLease, type Lease } from './lease.js';
 
 /** `$MPK_HOME`, else `~/.mpk`. */
 export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -35,21 +38,30 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
   readonly blobs: BlobPool;
   private lease: Lease | undefined;
 
-  private constructor(readonly root: string) {
-    this.blobs = new BlobPool(root, async () => (this.lease ??= openLease(root)));
+  private constructor(
+    readonly root: string,
+    /** True when open() made a new store (the folder was missing or empty). */
+    readonly created: boolean,
+  ) {
+    this.blobs = new BlobPool(root, async () => (this.lease ??= openLease(root)), new VerifiedBlobs(verifiedLogPath(root)));
   }
 
-  /** Opens (and creates if needed) the store at root. Call close() when done writing. */
+  /**
+   * Opens the store at root, creating it in a new or empty folder (`created` says so). A
+   * non-empty folder that is not a store (no `oci-layout`) is refused: USAGE, nothing written.
+   * Call close() when done writing.
+   */
   static async open(root: string = defaultStoreRoot()): Promise<LocalStore> {
     const abs = resolvePath(root);
-    await initLayout(abs);
-    return new LocalStore(abs);
+    const { created } = await prepareStoreRoot(abs);
+    return new LocalStore(abs, created);
   }
 
   /** Releases this process's lease: blobs it wrote but did not tag become prunable. */
   close(): void {
     this.lease?.close();
     this.lease = undefined;
+    this.blobs.verified?.close();
   }
 
   fetch(desc: Descriptor, _opts?: CallOptions): Promise<Readable> {
@@ -72,8 +84,20 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
     else await ingestResumable(this.blobs, expected, open, opts);
   }
 
-  exists(desc: Descriptor, _opts?: CallOptions): Promise<boolean> {
-    return this.blobs.exists(desc);
+  /**
+   * A blob that is stored and unchanged since verified. A manifest counts only with every blob it
+   * names: a copy skips the sub-graph of a manifest it finds (the platform manifest of a pulled
+   * index), so a changed layer under it would never be fetched again.
+   */
+  async exists(desc: Descriptor, _opts?: CallOptions): Promise<boolean> {
+    if (!(await this.blobs.exists(desc))) return false;
+    if (!isManifestMediaType(desc.mediaType)) return true;
+    const parsed = await this.readManifest(desc).catch(() => undefined);
+    if (parsed?.kind !== 'manifest') return false;
+    for (const child of childDescriptors(parsed)) {
+      if (child !== parsed.manifest.subject && !(await this.blobs.exists(child))) return false;
+    }
+    return true;
   }
 
   push(expected: Descriptor, content: ByteSource, opts?: CallOptions): Promise<void> {
@@ -88,38 +112,21 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
 
   /** The stored name of a tag reference: `name:tag`. */
   static refName(ref: Reference): string {
-    return formatReference({ ...ref, digest: undefined } as Reference);
+    return tagName(ref);
   }
 
+  /**
+   * `name[:tag]`; `name[:tag]@sha256:…` (a manifest of that repository); or a bare `sha256:…`
+   * (any manifest in the store). See find-manifest.ts.
+   */
   async resolve(reference: string, _opts?: CallOptions): Promise<Descriptor> {
-    const ref = parseReference(reference);
-    const index = await readIndex(this.root);
-    if (ref.digest) {
-      const known = index.manifests.find((m) => m.digest === ref.digest);
-      if (known) return strip(known);
-      return this.sniff(ref.digest, reference);
-    }
-    const name = LocalStore.refName(ref);
-    const hit = index.manifests.find((m) => refNameOf(m) === name);
-    if (!hit) {
-      throw new PackError('NOT_FOUND', `${name}: no such model in the store`, { hint: 'see `mpk ls` for what is there, or build or pull it' });
-    }
-    return strip(hit);
-  }
-
-  /** Describes a manifest blob known only by digest, from its own mediaType field. */
-  private async sniff(digest: string, reference: string): Promise<Descriptor> {
-    const size = await this.blobs.size(digest);
-    if (size === undefined) {
-      throw new PackError('NOT_FOUND', `${reference}: no manifest with that digest in the store`, { hint: 'see `mpk ls --digests`' });
-    }
-    const probe: Descriptor = { mediaType: OCI_MANIFEST, digest, size };
-    const bytes = await this.blobs.read(probe, MAX_MANIFEST_BYTES);
-    const parsed = parseManifest(bytes, undefined, digest);
-    return { mediaType: parsed.mediaType, digest, size };
+    return findManifest(this, await readIndex(this.root), reference);
   }
 
   async tag(desc: Descriptor, reference: string, _opts?: CallOptions): Promise<void> {
+    if (isBareDigest(reference)) {
+      throw new PackError('INVALID_REFERENCE', `${reference}: is a digest, not a name to give a model`, { hint: 'name it NAME:TAG, e.g. models/llama:v1' });
+    }
     const ref = parseReference(reference);
     if (!ref.tag) throw new PackError('INVALID_REFERENCE', `${reference}: a tag is needed to name a model`, { hint: 'add :TAG' });
     const name = LocalStore.refName(ref);
@@ -134,32 +141,45 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
     });
   }
 
-  /** A manifest may be named only when it and every blob it points at are stored. */
+  /** A manifest may be named only when it and every blob it points at are stored (and unchanged). */
   private async checkComplete(desc: Descriptor, name: string): Promise<void> {
-    if (!(await this.blobs.exists(desc))) {
+    const state = await this.blobs.state(desc);
+    if (state === 'absent') {
       throw new PackError('NOT_FOUND', `${desc.digest}: manifest not in the store, cannot tag it ${name}`);
     }
+    if (state === 'changed') throw changedBlob(desc.digest, `manifest of ${name}`);
     const parsed = await this.readManifest(desc);
     if (parsed.kind !== 'manifest') return; // an index may name platforms that were not pulled
     for (const child of childDescriptors(parsed)) {
       if (child === parsed.manifest.subject) continue;
-      if (!(await this.blobs.exists(child))) {
+      const s = await this.blobs.state(child);
+      if (s === 'absent') {
         throw new PackError('NOT_FOUND', `${child.digest}: blob of ${name} missing from the store (removed by a concurrent prune?)`, {
           hint: 'run the command again',
         });
       }
+      if (s === 'changed') throw changedBlob(child.digest, `blob of ${name}`);
     }
   }
 
+  /**
+   * Removes names: `name:tag`; `name[:tag]@sha256:…` (those of that repository, and tag, with
+   * that digest); a bare `sha256:…` every name of that manifest.
+   */
   async untag(reference: string, _opts?: CallOptions): Promise<void> {
-    const ref = parseReference(reference);
     await updateIndex(this.root, (doc) => {
       const before = doc.manifests.length;
-      if (ref.digest && !ref.tag) {
-        doc.manifests = doc.manifests.filter((m) => m.digest !== ref.digest);
+      if (isBareDigest(reference) && !doc.manifests.some((m) => refNameOf(m) === reference)) {
+        doc.manifests = doc.manifests.filter((m) => m.digest !== reference);
       } else {
-        const name = LocalStore.refName(ref);
-        doc.manifests = doc.manifests.filter((m) => refNameOf(m) !== name || (ref.digest !== undefined && m.digest !== ref.digest));
+        const ref = parseReference(reference);
+        if (ref.digest) {
+          const drop = new Set(entriesOf(doc, ref).filter((m) => m.digest === ref.digest));
+          doc.manifests = doc.manifests.filter((m) => !drop.has(m));
+        } else {
+          const name = tagName(ref);
+          doc.manifests = doc.manifests.filter((m) => refNameOf(m) !== name);
+        }
       }
       if (doc.manifests.length === before) {
         throw new PackError('NOT_FOUND', `${reference}: no such model in the store`, { hint: 'see `mpk ls`' });
@@ -177,8 +197,8 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
   }
 }
 
-function strip(d: Descriptor): Descriptor {
-  const out: Descriptor = { mediaType: d.mediaType ?? OCI_INDEX, digest: d.digest, size: d.size };
-  if (d.artifactType) out.artifactType = d.artifactType;
-  return out;
+function changedBlob(digest: string, what: string): PackError {
+  return new PackError('CORRUPT', `${digest}: ${what} changed on disk since it was stored (edited through a hard link?)`, {
+    hint: 'pull or build the model again: that replaces the blob',
+  });
 }

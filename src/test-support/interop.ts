@@ -9,7 +9,7 @@ import { RegistryClient } from '../registry/client.js';
 import { RemoteRepository } from '../registry/repository.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestBytes } from '../oci/digest.js';
-import type { LocalStore } from '../store/store.js';
+import { LocalStore } from '../store/store.js';
 import { tempDir } from './tmp.js';
 import { mpk, type CliResult } from './cli.js';
 
@@ -62,6 +62,7 @@ export async function storeHandMade(store: LocalStore, ref: string, a: HandMade)
 /** The CLI on a fresh store, with no saved registry logins. */
 export async function cli(t: TestContext): Promise<{ run: (...argv: string[]) => Promise<CliResult>; store: string; cwd: string }> {
   const store = await tempDir(t, 'mpk-interop-store-');
+  (await LocalStore.open(store)).close(); // an existing store: no "created a new store" line in the commands' stderr
   const cwd = await tempDir(t, 'mpk-interop-cwd-');
   const env = { MPK_HOME: store, DOCKER_CONFIG: await tempDir(t, 'mpk-interop-dc-'), PATH: process.env.PATH ?? '' };
   return { run: (...argv: string[]) => mpk(env, cwd, ...argv), store, cwd };

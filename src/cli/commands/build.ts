@@ -6,7 +6,7 @@ import { fsError, PackError } from '../../errors.js';
 import { creationTime } from '../../modelpack/config.js';
 import { parseModelfile } from '../../modelfile/parse.js';
 import type { CommandSpec, Ctx } from '../context.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { ProgressBar } from '../progress.js';
 import { withStore } from '../store.js';
 
@@ -48,7 +48,7 @@ export const build: CommandSpec = {
   },
   args: [1, 1],
   async run(ctx: Ctx, v, [dir]) {
-    if (!v.tag) throw new PackError('USAGE', 'mpk build: no model name given', { hint: 'add -t NAME:TAG' });
+    if (!v.tag) throw new PackError('USAGE', 'build: no model name given', { hint: 'add -t NAME:TAG' });
     const contextDir = resolve(ctx.cwd, dir!);
     const modelfile = await loadModelfile(ctx, v.file as string | undefined, contextDir);
     const concurrency = v.concurrency === undefined ? undefined : Number(v.concurrency);
@@ -79,7 +79,7 @@ export const build: CommandSpec = {
     } else if (ctx.quiet) {
       ctx.stdout.write(`${result.manifest.digest}\n`);
     } else {
-      ctx.stdout.write(`Built ${result.reference}: ${result.files} files, ${humanBytes(result.bytes)} (${result.filesRead} read, ${result.files - result.filesRead} unchanged)\n`);
+      ctx.stdout.write(`Built ${result.reference}: ${plural(result.files, 'file')}, ${humanBytes(result.bytes)} (${result.filesRead} read, ${result.files - result.filesRead} unchanged)\n`);
       ctx.stdout.write(`Digest: ${result.manifest.digest}\n`);
     }
     return 0;

@@ -4,7 +4,7 @@ import { PackError } from '../../errors.js';
 import { extractModel } from '../../extract/extract.js';
 import { LAYER_KINDS, type LayerKind } from '../../oci/media-types.js';
 import { strings, type CommandSpec } from '../context.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { ProgressBar } from '../progress.js';
 import { withStore } from '../store.js';
 
@@ -54,7 +54,7 @@ export const extract: CommandSpec = {
       const linked = r.files.filter((f) => f.linked).length;
       const same = r.files.filter((f) => f.unchanged).length;
       const notes = [linked ? `${linked} linked` : '', same ? `${same} already up to date` : ''].filter(Boolean).join(', ');
-      ctx.stdout.write(`Extracted ${r.files.length} files, ${humanBytes(r.bytes)} to ${dir}${notes ? ` (${notes})` : ''}\n`);
+      ctx.stdout.write(`Extracted ${plural(r.files.length, 'file')}, ${humanBytes(r.bytes)} to ${dir}${notes ? ` (${notes})` : ''}\n`);
     }
     return 0;
   },

@@ -2,7 +2,7 @@
 import { inspectModel } from '../../modelpack/inspect.js';
 import type { ModelConfig } from '../../modelpack/config.js';
 import type { CommandSpec } from '../context.js';
-import { humanBytes, table } from '../format.js';
+import { humanBytes, paramSizeText, plural, table } from '../format.js';
 import { withStore } from '../store.js';
 
 /** Values wider than this are cut on the text display (--json gives them whole). */
@@ -33,7 +33,7 @@ export const inspect: CommandSpec = {
       ['Created', cfg?.descriptor.createdAt],
       ['Architecture', cfg?.config.architecture ?? d.architecture],
       ['Format', cfg?.config.format ?? d.format],
-      ['Parameters', cfg?.config.paramSize ?? d.paramSize],
+      ['Parameters', shownParams(cfg?.config.paramSize ?? d.paramSize)],
       ['Precision', cfg?.config.precision ?? d.precision],
       ['Quantization', cfg?.config.quantization ?? d.quantization],
       ['Context size', d.contextLength?.toString()],
@@ -41,7 +41,7 @@ export const inspect: CommandSpec = {
     for (const [k, val] of fields) if (val) ctx.stdout.write(`${`${k}:`.padEnd(15)}${val}\n`);
     const md = d.ggufMetadata ? Object.entries(d.ggufMetadata) : [];
     if (md.length > 0) {
-      ctx.stdout.write(`\nGGUF metadata (${md.length} keys; --json for every value):\n`);
+      ctx.stdout.write(`\nGGUF metadata (${plural(md.length, 'key')}; --json for every value):\n`);
       const width = Math.min(40, Math.max(...md.map(([k]) => k.length)));
       for (const [k, val] of md) ctx.stdout.write(`  ${oneLine(k).padEnd(width)}  ${cut(shown(val))}\n`);
     }
@@ -52,6 +52,11 @@ export const inspect: CommandSpec = {
     return 0;
   },
 };
+
+/** `5.00M`, `1.23 M`, `0.5B` shown one way (`5M`, `1.23M`, `500M`); --json keeps the config's text. */
+function shownParams(v: string | undefined): string | undefined {
+  return v ? paramSizeText(v) : undefined;
+}
 
 /** A metadata value on one line: summaries as `[128256 × string]` or `<string, 12345 bytes>`. */
 function shown(v: unknown): string {

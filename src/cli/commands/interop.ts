@@ -7,14 +7,14 @@ import { importOllama } from '../../interop/import-ollama.js';
 import { ollamaModelsDir } from '../../interop/ollama-dir.js';
 import { creationTime } from '../../modelpack/config.js';
 import type { CommandSpec, Ctx } from '../context.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { withStore } from '../store.js';
 
 const MODELS_HELP = '--models DIR    the Ollama models directory (default $OLLAMA_MODELS, else ~/.ollama/models)';
 
 function onlyOllama(cmd: string, what: string | undefined): void {
   if (what !== 'ollama') {
-    throw new PackError('USAGE', `mpk ${cmd}: unknown source ${JSON.stringify(what)}`, { hint: `only ollama is supported: mpk ${cmd} ollama ...` });
+    throw new PackError('USAGE', `${cmd}: unknown source ${JSON.stringify(what)}`, { hint: `only ollama is supported: mpk ${cmd} ollama ...` });
   }
 }
 
@@ -44,7 +44,7 @@ export const importCommand: CommandSpec = {
       const linked = r.blobs.filter((b) => b.how === 'linked').length;
       const copied = r.blobs.filter((b) => b.how === 'copied').length;
       const present = r.blobs.filter((b) => b.how === 'present').length;
-      ctx.stdout.write(`Imported ${r.name} as ${r.reference}: ${r.blobs.length} blobs, ${humanBytes(r.bytes)} (${linked} linked, ${copied} copied, ${present} already stored)\n`);
+      ctx.stdout.write(`Imported ${r.name} as ${r.reference}: ${plural(r.blobs.length, 'blob')}, ${humanBytes(r.bytes)} (${linked} linked, ${copied} copied, ${present} already stored)\n`);
       ctx.stdout.write(`Digest: ${r.digest}\n`);
     }
     return 0;
@@ -68,7 +68,7 @@ export const exportCommand: CommandSpec = {
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else if (!ctx.quiet) {
       const linked = r.blobs.filter((b) => b.how === 'linked').length;
-      ctx.stdout.write(`Exported ${ref} as ${r.name}${r.converted ? ' (converted)' : ''}: ${r.blobs.length} blobs (${linked} linked) to ${r.manifestPath}\n`);
+      ctx.stdout.write(`Exported ${ref} as ${r.name}${r.converted ? ' (converted)' : ''}: ${plural(r.blobs.length, 'blob')} (${linked} linked) to ${r.manifestPath}\n`);
     }
     return 0;
   },
@@ -91,9 +91,9 @@ export const convertCommand: CommandSpec = {
   args: [1, 1],
   async run(ctx, v, [ref]) {
     if (v.format !== 'docker' && v.format !== 'modelpack') {
-      throw new PackError('USAGE', `mpk convert: --format ${v.format === undefined ? 'is required' : JSON.stringify(v.format)}`, { hint: 'use --format docker or --format modelpack' });
+      throw new PackError('USAGE', `convert: --format ${v.format === undefined ? 'is required' : JSON.stringify(v.format)}`, { hint: 'use --format docker or --format modelpack' });
     }
-    if (!v.tag) throw new PackError('USAGE', 'mpk convert: no name given for the new artifact', { hint: 'add -t NAME:TAG' });
+    if (!v.tag) throw new PackError('USAGE', 'convert: no name given for the new artifact', { hint: 'add -t NAME:TAG' });
     const createdAt = v.created === undefined ? undefined : creationTime(v.created as string, ctx.env);
     const opts = { env: ctx.env, ...(createdAt ? { createdAt } : {}) };
     const convert = v.format === 'docker' ? convertToDocker : convertToModelPack;
@@ -101,7 +101,7 @@ export const convertCommand: CommandSpec = {
     r.warnings.forEach((w) => ctx.warn(w));
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else if (ctx.quiet) ctx.stdout.write(`${r.manifest.digest}\n`);
-    else ctx.stdout.write(`Converted ${ref} to ${r.reference} (${v.format}, ${r.layers} layers, config ${r.config.mediaType})\nDigest: ${r.manifest.digest}\n`);
+    else ctx.stdout.write(`Converted ${ref} to ${r.reference} (${v.format}, ${plural(r.layers, 'layer')}, config ${r.config.mediaType})\nDigest: ${r.manifest.digest}\n`);
     return 0;
   },
 };

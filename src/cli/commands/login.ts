@@ -3,22 +3,28 @@ import { PackError } from '../../errors.js';
 import { login, logout } from '../../transfer/login.js';
 import { listRemoteTags } from '../../transfer/tags.js';
 import type { CommandSpec } from '../context.js';
+import { isTerminal, readSecret } from '../prompt.js';
 import { REGISTRY_OPTIONS, transferOptions } from '../registry-flags.js';
 
 export const loginCommand: CommandSpec = {
   name: 'login',
-  usage: 'mpk login HOST [-u USER] (--password-stdin | -p PASSWORD)',
-  summary: "Check credentials with the registry and save them in docker's config.json (or its credential\nhelper), shared with docker, oras and skopeo. DOCKER_CONFIG chooses the directory.",
+  usage: 'mpk login HOST [-u USER] [--password-stdin | -p PASSWORD]',
+  summary:
+    "Check credentials with the registry and save them in docker's config.json (or its credential\n" +
+    'helper), shared with docker, oras and skopeo. DOCKER_CONFIG chooses the directory. On a terminal,\n' +
+    'without --password-stdin or -p, the password is asked for (not echoed).',
   help: [
     '-u, --username USER   user name',
     '--password-stdin      read the password (or token) from standard input',
     '-p, --password PASS   the password on the command line (visible to other users; prefer --password-stdin)',
+    '--json                print the result as JSON',
     '--plain-http, --insecure, --ca-file FILE   as for push and pull',
   ],
   options: {
     username: { type: 'string', short: 'u' },
     password: { type: 'string', short: 'p' },
     'password-stdin': { type: 'boolean' },
+    json: { type: 'boolean' },
     'plain-http': REGISTRY_OPTIONS['plain-http']!,
     insecure: REGISTRY_OPTIONS.insecure!,
     'ca-file': REGISTRY_OPTIONS['ca-file']!,
@@ -34,24 +40,32 @@ export const loginCommand: CommandSpec = {
     } else if (password !== undefined) {
       ctx.warn('a password on the command line is visible to other users; prefer --password-stdin');
     }
-    if (!username) throw new PackError('USAGE', 'mpk login: no user name', { hint: 'give -u USER' });
-    if (password === undefined || password === '') throw new PackError('USAGE', 'mpk login: no password', { hint: 'pipe it in with --password-stdin' });
+    if (!username) throw new PackError('USAGE', 'login: no user name', { hint: 'give -u USER' });
+    if (password === undefined) {
+      if (!isTerminal(ctx.stdin)) {
+        throw new PackError('USAGE', 'login: no password, and no terminal to ask for one on', { hint: `use --password-stdin, e.g. cat token.txt | mpk login ${host} -u ${username} --password-stdin` });
+      }
+      password = await readSecret(ctx.stdin, ctx.stderr, `Password for ${username}@${host}: `, ctx.signal);
+    }
+    if (password === '') throw new PackError('USAGE', 'login: the password is empty', { hint: 'type it at the prompt, or pipe it in with --password-stdin' });
     const r = await login(host!, { username, password }, { ...transferOptions(ctx, v), env: ctx.env });
-    ctx.stdout.write(`Login succeeded: ${r.host} (saved in ${r.storedIn === 'file' ? 'config.json' : `docker-credential-${r.storedIn}`})\n`);
+    const savedIn = r.storedIn === 'file' ? 'config.json' : `docker-credential-${r.storedIn}`;
+    ctx.stdout.write(v.json ? `${JSON.stringify({ host: r.host, username, savedIn })}\n` : `Login succeeded: ${r.host} (saved in ${savedIn})\n`);
     return 0;
   },
 };
 
 export const logoutCommand: CommandSpec = {
   name: 'logout',
-  usage: 'mpk logout HOST',
+  usage: 'mpk logout HOST [--json]',
   summary: 'Remove the saved credentials for HOST.',
-  help: [],
-  options: {},
+  help: ['--json   print the result as JSON'],
+  options: { json: { type: 'boolean' } },
   args: [1, 1],
-  async run(ctx, _v, [host]) {
+  async run(ctx, v, [host]) {
     const r = await logout(host!, { env: ctx.env });
-    ctx.stdout.write(r.removed ? `Removed login credentials for ${r.host}\n` : `Not logged in to ${r.host}\n`);
+    if (v.json) ctx.stdout.write(`${JSON.stringify({ host: r.host, removed: r.removed })}\n`);
+    else ctx.stdout.write(r.removed ? `Removed login credentials for ${r.host}\n` : `Not logged in to ${r.host}\n`);
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 /** `mpk ls` */
 import { listModels } from '../../modelpack/inspect.js';
 import type { CommandSpec } from '../context.js';
-import { humanBytes, shortDigest, table } from '../format.js';
+import { humanBytes, paramSizeText, shortDigest, table } from '../format.js';
 import { withStore } from '../store.js';
 
 export const ls: CommandSpec = {
@@ -23,7 +23,7 @@ export const ls: CommandSpec = {
         v.digests ? m.digest : shortDigest(m.digest),
         humanBytes(m.size),
         m.format ?? (m.kind === 'modelpack' ? '-' : m.kind),
-        m.paramSize ?? '-',
+        m.paramSize ? paramSizeText(m.paramSize) : '-', // configs written by others say 5M, 5.00M, 1.23 M: one form here
         m.quantization ?? '-',
       ]);
       ctx.stdout.write(table(['REFERENCE', 'DIGEST', 'SIZE', 'FORMAT', 'PARAMS', 'QUANTIZATION'], rows));

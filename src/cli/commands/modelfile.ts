@@ -8,7 +8,7 @@ import { strings, type CommandSpec } from '../context.js';
 
 export const modelfileGenerate: CommandSpec = {
   name: 'modelfile',
-  usage: 'mpk modelfile generate DIR|FILE [-o FILE] [--include GLOB]... [--exclude GLOB]... [--name NAME] ...',
+  usage: 'mpk modelfile generate DIR|FILE [-o FILE] [--include GLOB]... [--exclude GLOB]... [--name NAME] ... [--json]',
   summary:
     'Write a Modelfile listing the files of DIR by kind (config, model, code, doc). ARCH, FAMILY, FORMAT,\n' +
     'PARAMSIZE, PRECISION and QUANTIZATION come from config.json where it says, else from the weights\'\n' +
@@ -22,6 +22,7 @@ export const modelfileGenerate: CommandSpec = {
     '--name, --arch, --family, --format, --param-size, --precision, --quantization VALUE',
     '                    set these fields instead of inferring them (a value the weights contradict is',
     '                    kept, with a warning)',
+    '--json              print {modelfile, output, warnings} as JSON (the Modelfile\'s text in it unless -o)',
   ],
   options: {
     output: { type: 'string', short: 'o' },
@@ -35,10 +36,11 @@ export const modelfileGenerate: CommandSpec = {
     'param-size': { type: 'string' },
     precision: { type: 'string' },
     quantization: { type: 'string' },
+    json: { type: 'boolean' },
   },
   args: [2, 2],
   async run(ctx, v, [sub, dir]) {
-    if (sub !== 'generate') throw new PackError('USAGE', `mpk modelfile: unknown subcommand ${JSON.stringify(sub)}`, { hint: 'use: mpk modelfile generate DIR|FILE' });
+    if (sub !== 'generate') throw new PackError('USAGE', `modelfile: unknown subcommand ${JSON.stringify(sub)}`, { hint: 'use: mpk modelfile generate DIR|FILE' });
     const opt = (k: string) => (v[k] === undefined ? {} : { [k === 'param-size' ? 'paramSize' : k]: v[k] as string });
     const { modelfile, warnings } = await generateModelfile(resolve(ctx.cwd, dir!), {
       include: strings(v.include),
@@ -47,10 +49,11 @@ export const modelfileGenerate: CommandSpec = {
     });
     warnings.forEach((w) => ctx.warn(w));
     const text = formatModelfile(modelfile);
+    let output: string | null = null;
     if (v.output === undefined || v.output === '-') {
-      ctx.stdout.write(text);
+      if (!v.json) ctx.stdout.write(text);
     } else {
-      const path = resolve(ctx.cwd, v.output as string);
+      const path = (output = resolve(ctx.cwd, v.output as string));
       // Written whole to a temp file first: a full disk never leaves half a Modelfile. link() refuses
       // to replace an existing file; rename() (with --overwrite) replaces it atomically.
       const tmp = `${path}.mpk-${process.pid}-${Date.now().toString(36)}.tmp`;
@@ -65,8 +68,9 @@ export const modelfileGenerate: CommandSpec = {
       } finally {
         await unlink(tmp).catch(() => undefined);
       }
-      if (!ctx.quiet) ctx.stderr.write(`Wrote ${path}\n`);
+      if (!ctx.quiet && !v.json) ctx.stderr.write(`Wrote ${path}\n`);
     }
+    if (v.json) ctx.stdout.write(`${JSON.stringify({ modelfile: text, output, warnings }, null, 2)}\n`);
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 /** `mpk prune` */
 import { prune as pruneStore } from '../../store/prune.js';
 import type { CommandSpec } from '../context.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { withStore } from '../store.js';
 
 export const prune: CommandSpec = {
@@ -16,7 +16,10 @@ export const prune: CommandSpec = {
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else if (!ctx.quiet) {
       const verb = v['dry-run'] ? 'Would delete' : 'Deleted';
-      ctx.stdout.write(`${verb} ${r.removed.length} blobs, ${humanBytes(r.reclaimedBytes)}${r.keptInUse ? ` (kept ${r.keptInUse} in use by running builds)` : ''}\n`);
+      const what = [plural(r.removed.length, 'blob')];
+      if (r.removedPartials) what.push(plural(r.removedPartials, 'partial download'));
+      if (r.removedTempFiles > r.removedPartials) what.push(plural(r.removedTempFiles - r.removedPartials, 'temp file'));
+      ctx.stdout.write(`${verb} ${what.join(', ')}: ${humanBytes(r.reclaimedBytes)}${r.keptInUse ? ` (kept ${r.keptInUse} in use by running builds)` : ''}\n`);
     }
     return 0;
   },

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { extractModel } from '../../extract/extract.js';
 import { transfer, pullModel, pushModel, type TransferResult } from '../../transfer/transfer.js';
 import type { CommandSpec, Ctx } from '../context.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
 
@@ -13,7 +13,7 @@ function report(ctx: Ctx, v: Record<string, unknown>, verb: string, r: TransferR
       JSON.stringify({ event: 'result', source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType, size: r.root.size, ...r.stats, seconds: r.seconds, ...extra }) + '\n',
     );
   } else if (!ctx.quiet && !v.quiet) {
-    const moved = r.stats.transferred ? `${r.stats.transferred} blobs, ${humanBytes(r.stats.bytes)}` : 'no blobs moved';
+    const moved = r.stats.transferred ? `${plural(r.stats.transferred, 'blob')}, ${humanBytes(r.stats.bytes)}` : 'no blobs moved';
     ctx.stdout.write(`${verb} ${r.destination}@${r.root.digest} (${moved}; ${r.stats.skipped} already there${r.stats.mounted ? `, ${r.stats.mounted} mounted` : ''}) in ${r.seconds.toFixed(1)} s\n`);
   }
   return 0;
@@ -73,7 +73,7 @@ export const pull: CommandSpec = {
       return res;
     });
     report(ctx, v, 'Pulled', r, extractDir ? { extracted: extractDir, files } : {});
-    if (extractDir && !v.json) ctx.stdout.write(`Extracted ${files} files to ${extractDir}\n`);
+    if (extractDir && !v.json) ctx.stdout.write(`Extracted ${plural(files ?? 0, 'file')} to ${extractDir}\n`);
     return 0;
   },
 };

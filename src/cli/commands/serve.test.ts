@@ -63,7 +63,7 @@ test('mpk serve gc removes what nothing references (refused while a server holds
   assert.deepEqual(JSON.parse(dry.stdout).blobs, [orphan]);
   const gc = await mpk({}, dir, 'serve', 'gc', '--root', s.root, '--grace', '0s');
   assert.equal(gc.code, 0, gc.stderr);
-  assert.match(gc.stdout, /^Removed 1 blobs/);
+  assert.match(gc.stdout, /^Removed 1 blob \(16 B\), /);
   const ok = await mpk({}, dir, 'serve', 'verify', '--root', s.root);
   assert.equal(ok.code, 0, ok.stdout);
   assert.match(ok.stdout, /Checked 3 blobs .* 1 repositories, 1 manifests, 1 tags: all good/);
@@ -73,6 +73,27 @@ test('mpk serve gc removes what nothing references (refused while a server holds
   const bad = await mpk({}, dir, 'serve', 'verify', '--root', s.root);
   assert.equal(bad.code, 4);
   assert.match(bad.stdout, new RegExp(`^CORRUPT ${img.layer}: content has digest sha256:`, 'm'));
+});
+
+test('mpk serve gc says what it freed: count and bytes of blobs, expired upload sessions, links and temp files, and the total', async (t) => {
+  const s = await startTestServer(t);
+  await putBlob(s.url, 'f/one', 'x'.repeat(1000));
+  const loc = String((await request(`${s.url}/v2/f/two/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } })).headers.location);
+  assert.equal((await request(`${s.url}${loc}`, { method: 'PATCH', body: Buffer.alloc(300_000, 1), headers: { 'content-type': 'application/octet-stream' } })).status, 202);
+  await s.close();
+  const dir = await tempDir(t);
+  const args = ['serve', 'gc', '--root', s.root, '--grace', '0s', '--upload-ttl', '1ms'];
+  await new Promise((r) => setTimeout(r, 20));
+  const dry = await mpk({}, dir, ...args, '--dry-run');
+  assert.equal(dry.code, 0, dry.stderr);
+  const line = /^Would remove 1 blob \(1000 B\), 1 expired upload session \(293\.\d KiB\), 1 link \(0 B\), 0 temp files \(0 B\): 294\.\d KiB would be freed\n$/;
+  assert.match(dry.stdout, line);
+  const json = await mpk({}, dir, ...args, '--dry-run', '--json');
+  const r = JSON.parse(json.stdout) as { blobBytes: number; uploadsRemoved: number; uploadBytes: number; bytesFreed: number };
+  assert.deepEqual([r.blobBytes, r.uploadsRemoved, r.uploadBytes > 300_000, r.bytesFreed], [1000, 1, true, 1000 + r.uploadBytes]);
+  const gc = await mpk({}, dir, ...args);
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.equal(gc.stdout, dry.stdout.replace('Would remove', 'Removed').replace('would be freed', 'freed'));
 });
 
 test('--max-upload-sessions and --min-upload-rate reach the server options (0 turns the minimum rate off)', () => {

@@ -4,7 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { PackError } from '../../errors.js';
-import { collectGarbage } from '../../serve/gc.js';
+import { collectGarbage, gcSummary } from '../../serve/gc.js';
 import { RepoStore } from '../../serve/repo-store.js';
 import { lockRoot } from '../../serve/root-lock.js';
 import { startServer, type ServeOptions } from '../../serve/server.js';
@@ -105,8 +105,8 @@ async function gc(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
     else {
       for (const p of r.problems) ctx.stderr.write(`mpk: warning: ${p}\n`);
       if (!ctx.quiet) {
-        const verb = v['dry-run'] ? 'Would remove' : 'Removed';
-        ctx.stdout.write(`${verb} ${r.blobsRemoved} blobs (${humanBytes(r.bytesFreed)}), ${r.linksRemoved} unreferenced links, ${r.uploadsRemoved} expired uploads, ${r.tempsRemoved} temp files\n`);
+        const dry = !!v['dry-run'];
+        ctx.stdout.write(`${dry ? 'Would remove' : 'Removed'} ${gcSummary(r, humanBytes)}: ${humanBytes(r.bytesFreed)} ${dry ? 'would be freed' : 'freed'}\n`);
       }
     }
     return EXIT.OK;

@@ -2,7 +2,7 @@
 import { verifyStore } from '../../store/verify.js';
 import type { CommandSpec } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { humanBytes } from '../format.js';
+import { humanBytes, plural } from '../format.js';
 import { withStore } from '../store.js';
 
 export const verify: CommandSpec = {
@@ -17,7 +17,7 @@ export const verify: CommandSpec = {
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
       for (const p of r.problems) ctx.stdout.write(`${p.problem.toUpperCase()} ${p.digest}: ${p.detail}\n`);
-      if (!ctx.quiet) ctx.stdout.write(`Checked ${r.checked} blobs, ${humanBytes(r.checkedBytes)}: ${r.problems.length === 0 ? 'all good' : `${r.problems.length} problem(s)`}\n`);
+      if (!ctx.quiet) ctx.stdout.write(`Checked ${plural(r.checked, 'blob')}, ${humanBytes(r.checkedBytes)}: ${r.problems.length === 0 ? 'all good' : plural(r.problems.length, 'problem')}\n`);
     }
     return r.problems.length === 0 ? EXIT.OK : EXIT.INTEGRITY;
   },

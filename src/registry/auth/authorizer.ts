@@ -10,6 +10,7 @@ import { PackError, isTransient } from '../../errors.js';
 import { sleep } from '../../internal/sleep.js';
 import { readBody, type Transport } from '../transport.js';
 import { mergeScopes, parseChallenges, type Challenge } from './challenge.js';
+import { deniedError } from '../errcode.js';
 import type { Credential, CredentialStore } from './credentials.js';
 
 interface CachedToken {
@@ -64,28 +65,24 @@ export class Authorizer {
     this.challenges.set(host, ch);
     if (ch.scheme === 'basic') {
       const header = await this.basicHeader(host);
-      if (!header || header === sent) throw this.refused(host, !!header);
+      if (!header || header === sent) throw await this.refused(host);
       return header;
     }
     // Bearer: the challenge may name a scope we did not ask for (and `error="insufficient_scope"`).
     const want = mergeScopes([...scopes, ...(ch.params.scope ? ch.params.scope.split(' ') : [])]);
     if (sent && ch.params.error === 'insufficient_scope' && want.join(' ') === mergeScopes(scopes).join(' ')) {
-      if (!(await this.credential(host))) throw this.refused(host, false); // anonymous: logging in may help
+      if (!(await this.credential(host))) throw await this.refused(host); // anonymous: logging in may help
       // We sent a token for exactly what the registry asks for, and it says that is not enough:
       // the token service granted less than asked. Another token will not change that.
-      throw new PackError('DENIED', `${host}: access to ${want.join(' ')} was refused (insufficient scope)`, {
-        hint: 'these credentials may not do this here (log in as a user who may, or ask the registry admin for access)',
-      });
+      throw deniedError(host, host, await this.identity(host, sent), scopeWords(want), 'insufficient scope');
     }
     const key = this.key(host, want);
     const cached = this.tokens.get(key);
     if (cached && cached.header === sent) this.tokens.delete(key); // expired or revoked: fetch anew
     const tok = await this.token(host, ch, want, signal);
     if (tok.header === sent) {
-      const insufficient = ch.params.error === 'insufficient_scope';
-      throw new PackError(insufficient ? 'DENIED' : 'UNAUTHORIZED', `${host}: access to ${want.join(' ')} was refused${insufficient ? ' (insufficient scope)' : ''}`, {
-        hint: insufficient ? 'these credentials may not do this here; ask the registry admin for access' : `log in with: mpk login ${host}`,
-      });
+      if (ch.params.error === 'insufficient_scope') throw deniedError(host, host, await this.identity(host, sent), scopeWords(want), 'insufficient scope');
+      throw await this.refused(host);
     }
     return tok.header;
   }
@@ -95,10 +92,39 @@ export class Authorizer {
     for (const [k, t] of this.tokens) if (k.startsWith(`${host} `) && t.header === header) this.tokens.delete(k);
   }
 
-  private refused(host: string, hadCredentials: boolean): PackError {
-    return new PackError('UNAUTHORIZED', `${host}: ${hadCredentials ? 'user name or password refused' : 'authentication required'}`, {
-      hint: `log in with: mpk login ${host}`,
+  /**
+   * Who a request with this Authorization speaks for, for messages: `user "bob"`, the saved
+   * identity token, or `anonymous` (nothing sent, or a token fetched without credentials).
+   */
+  async identity(host: string, sent: string | undefined): Promise<string> {
+    const c = sent ? await this.credential(host) : undefined;
+    return c?.username ? `user ${JSON.stringify(c.username)}` : c?.identityToken ? 'the saved identity token' : 'anonymous';
+  }
+
+  /**
+   * The registry (or its token service) said 401 to what we sent. With no credentials, logging in
+   * helps. Credentials given by the caller (`mpk login` itself) were refused: check them, not "log
+   * in" again. Saved ones were refused: the saved login is stale, log in again.
+   */
+  private async refused(host: string): Promise<PackError> {
+    const c = await this.credential(host);
+    if (!c || (!c.username && !c.identityToken)) {
+      return new PackError('UNAUTHORIZED', `${host}: authentication required`, { hint: `log in with: mpk login ${host} -u USER` });
+    }
+    const who = c.username ? `user ${JSON.stringify(c.username)}` : 'the identity token';
+    if (this.explicit(host)) {
+      return new PackError('UNAUTHORIZED', `${host}: the registry refused the credentials given (${who}${c.username ? ' with this password' : ''})`, {
+        hint: 'check the user name and password (some registries want an access token instead of the password), then run the command again',
+      });
+    }
+    return new PackError('UNAUTHORIZED', `${host}: the registry refused the saved login (${who}): wrong or expired password`, {
+      hint: `save the current one with: mpk login ${host}${c.username ? ` -u ${c.username}` : ''} (or mpk logout ${host} to go on anonymously)`,
     });
+  }
+
+  /** True when the caller gave the credential for this host (not read from docker's config). */
+  private explicit(host: string): boolean {
+    return !!this.opts.credential && (!this.opts.credentialHosts || this.opts.credentialHosts.includes(host));
   }
 
   private key(host: string, scopes: string[]): string {
@@ -108,9 +134,7 @@ export class Authorizer {
   private credential(host: string): Promise<Credential | undefined> {
     let p = this.creds.get(host);
     if (!p) {
-      const explicit = this.opts.credential;
-      const applies = explicit && (!this.opts.credentialHosts || this.opts.credentialHosts.includes(host));
-      p = applies ? Promise.resolve(explicit) : (this.opts.credentials?.get(host) ?? Promise.resolve(undefined));
+      p = this.explicit(host) ? Promise.resolve(this.opts.credential) : (this.opts.credentials?.get(host) ?? Promise.resolve(undefined));
       this.creds.set(host, p);
     }
     return p;
@@ -190,7 +214,7 @@ export class Authorizer {
       res = await this.transport.send({ method: 'GET', url, headers, ...(signal ? { signal } : {}) });
     }
     const body = await readBody(res, MAX_TOKEN_BYTES);
-    if (res.status === 401 || res.status === 403) throw this.refused(host, !!c);
+    if (res.status === 401 || res.status === 403) throw await this.refused(host);
     if (res.status !== 200) {
       const err = new PackError('REGISTRY', `${host}: token service ${url.host} answered HTTP ${res.status}`, { hint: 'run the command again later' });
       throw Object.assign(err, { status: res.status });
@@ -209,4 +233,14 @@ export class Authorizer {
     const margin = Math.min(30_000, ttl * 100);
     return { header: `Bearer ${token}`, expiresAt: Date.now() + ttl * 1000 - margin };
   }
+}
+
+/** `repository:team/m:pull,push` → `pull,push on team/m` (other scope kinds as they are). */
+function scopeWords(scopes: string[]): string {
+  return scopes
+    .map((sc) => {
+      const m = /^repository:(.+):([a-z*,]+)$/.exec(sc);
+      return m ? `${m[2]} on ${m[1]}` : sc;
+    })
+    .join('; ');
 }
