@@ -4,8 +4,10 @@
 //
 //   node scripts/soak.mjs [--rounds 10] [--size-mib 192] [--pushers 16] [--dir /tmp] [--keep]
 //
+// Kills are aimed inside the time one clean push or pull takes (measured first), and each round
+// uses a fresh registry root or store, so every kill lands in a real transfer.
 // 1. kill -9 of `mpk serve` mid-upload, ×rounds: restart it on the same root; the push is run
-//    again and must complete; at the end `mpk serve verify` and a pull into a fresh store, verified.
+//    again and must complete; a pull into a fresh store verifies, and `mpk serve verify` is clean.
 // 2. kill -9 of `mpk pull` mid-blob, ×rounds: the next pull resumes and completes; `mpk verify` clean.
 // 3. N concurrent pushers (different models, shared blobs) to one server: all land, all pull back.
 // 4. A full disk (a 64 MiB tmpfs as the server root; root only, else skipped with the reason): a
@@ -109,46 +111,62 @@ async function must(args, env, what) {
   return r;
 }
 
+/** ms one run of `args` takes: kills are aimed inside that window. */
+async function duration(args, env) {
+  const t0 = Date.now();
+  await must(args, env, 'timing run');
+  return Date.now() - t0;
+}
+const inside = (ms) => Math.floor(ms * (0.1 + 0.8 * Math.random()));
+
 async function killServerMidUpload(env) {
-  const serveRoot = join(work, 'srv1');
-  let server = await serve(serveRoot);
-  const port = server.port;
-  const ref = `${server.host}/soak/big:v1`;
-  let interrupted = 0;
+  // each round a fresh registry root, so the push really uploads; the kill lands inside it
+  const probe = await serve(join(work, 'srv1-probe'));
+  const window = await duration(['push', '-q', 'soak/big:v1', `${probe.host}/soak/big:v1`], env);
+  await probe.stop();
+  let cut = 0;
+  let completed = 0;
+  let clean = 0;
+  let verified = 0;
   for (let i = 0; i < ROUNDS; i++) {
+    const serveRoot = join(work, `srv1-${i}`);
+    let server = await serve(serveRoot);
+    const ref = `${server.host}/soak/big:v1`;
     const push = mpkChild(['push', '-q', 'soak/big:v1', ref], env);
-    await sleep(150 + Math.floor(Math.random() * 900));
+    await sleep(inside(window));
     await server.kill9();
-    const r = await push.done;
-    if (r.code !== 0) interrupted++;
-    server = await serve(serveRoot, port);
+    if ((await push.done).code !== 0) cut++;
+    server = await serve(serveRoot, server.port);
+    if ((await mpk(['push', '-q', 'soak/big:v1', ref], env)).code === 0) completed++;
+    const fresh = { ...env, MPK_HOME: join(work, `pull1-${i}`) };
+    if ((await mpk(['pull', '-q', ref], fresh)).code === 0 && (await mpk(['verify'], fresh)).code === 0) verified++;
+    await server.stop();
+    if ((await mpk(['serve', 'verify', '--root', serveRoot])).code === 0) clean++;
+    rmSync(serveRoot, { recursive: true, force: true });
+    rmSync(join(work, `pull1-${i}`), { recursive: true, force: true });
   }
-  const last = await mpk(['push', '-q', 'soak/big:v1', ref], env);
-  const fresh = { ...env, MPK_HOME: join(work, 'pull1') };
-  const pulled = last.code === 0 && (await mpk(['pull', '-q', ref], fresh)).code === 0;
-  const verified = pulled && (await mpk(['verify'], fresh)).code === 0;
-  await server.stop();
-  const srvOk = (await mpk(['serve', 'verify', '--root', serveRoot])).code === 0;
-  line(last.code === 0 && verified && srvOk, `kill -9 of the server mid-upload x${ROUNDS}: ${interrupted} pushes cut, final push ${last.code === 0 ? 'completed' : `failed (${last.code})`}, pulled back ${verified ? 'verified' : 'NOT verified'}, serve verify ${srvOk ? 'clean' : 'FOUND PROBLEMS'}`);
+  line(completed === ROUNDS && verified === ROUNDS && clean === ROUNDS, `kill -9 of the server mid-upload x${ROUNDS} (push takes ${window} ms): ${cut} pushes cut, ${completed} completed after a restart, ${verified} pulled back verified, ${clean} roots clean by serve verify`);
 }
 
 async function killClientMidPull(env) {
   const server = await serve(join(work, 'srv2'));
   const ref = `${server.host}/soak/big:v1`;
   await must(['push', '-q', 'soak/big:v1', ref], env, 'seed push');
-  const store = { ...env, MPK_HOME: join(work, 'pull2') };
+  const window = await duration(['pull', '-q', ref], { ...env, MPK_HOME: join(work, 'pull2-probe') });
   let cut = 0;
+  let resumed = 0;
   for (let i = 0; i < ROUNDS; i++) {
+    // each round a fresh store: the kill lands in a real download, the next pull resumes it
+    const store = { ...env, MPK_HOME: join(work, `pull2-${i}`) };
     const pull = mpkChild(['pull', '-q', ref], store);
-    await sleep(100 + Math.floor(Math.random() * 700));
+    await sleep(inside(window));
     pull.p.kill('SIGKILL');
     if ((await pull.done).signal === 'SIGKILL') cut++;
-    rmSync(join(work, 'pull2', 'index.json'), { force: true }); // forget the tag: the next round pulls again
+    if ((await mpk(['pull', '-q', ref], store)).code === 0 && (await mpk(['verify'], store)).code === 0) resumed++;
+    rmSync(join(work, `pull2-${i}`), { recursive: true, force: true });
   }
-  const last = await mpk(['pull', '-q', ref], store);
-  const verified = last.code === 0 && (await mpk(['verify'], store)).code === 0;
   await server.stop();
-  line(verified, `kill -9 of the client mid-pull x${ROUNDS}: ${cut} pulls cut, final pull ${last.code === 0 ? 'completed' : `failed (${last.code})`}, store ${verified ? 'verified' : 'NOT verified'}`);
+  line(resumed === ROUNDS, `kill -9 of the client mid-pull x${ROUNDS} (pull takes ${window} ms): ${cut} pulls cut, ${resumed} completed by the next pull and verified`);
 }
 
 async function concurrentPushers(env) {
