@@ -9,12 +9,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PackError } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import { defaultThreads, loadEngine } from '../engine/engines.js';
 import type { Runnable } from '../run/runnable.js';
 import { isLoopback, parseAddr } from '../serve/server.js';
+import { InFlight, listenOn } from '../internal/http-lifecycle.js';
 import type { LocalStore } from '../store/store.js';
 import type { ApiDeps, Call } from './call.js';
 import { Catalog, type CatalogEntry } from './catalog.js';
@@ -91,15 +91,12 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
   const deps: ApiDeps = { pool, catalog, maxBody: opts.maxBodyBytes ?? MAX_BODY_BYTES };
   const keyHash = opts.apiKey === undefined ? undefined : sha256(opts.apiKey);
 
-  let inflight = 0;
-  let closing = false;
-  let drained: (() => void) | undefined;
+  const inflight = new InFlight();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    inflight++;
+    const end = inflight.begin(res);
     const started = Date.now();
     const gone = new AbortController();
     const call: Call = { req, res, signal: gone.signal, note: {} };
-    if (closing) res.setHeader('connection', 'close');
     let complete = false;
     const closed = new Promise<void>((resolve) =>
       res.once('close', () => {
@@ -115,14 +112,13 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
       res.destroy();
     });
     void Promise.all([closed, served]).then(() => {
-      inflight--;
+      end();
       if (log) {
         // a note with white space or control characters (a client's model name) is quoted and escaped
         const notes = Object.entries(call.note).map(([k, v]) => `${k}=${typeof v === 'string' && /[\s\x00-\x1f\x7f-\x9f]/.test(v) ? JSON.stringify(v) : v}`);
         const status = complete ? String(res.statusCode) : `${res.headersSent ? res.statusCode : '-'} (client gone)`;
         log([req.method, req.url, status, `${Date.now() - started}ms`, ...notes].join(' '));
       }
-      if (closing && inflight === 0) drained?.();
     });
   };
 
@@ -144,22 +140,7 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
 
   const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, handler);
   server.maxConnections = 1024;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new PackError('IO', `cannot listen on ${host}:${port}: ${code === 'EADDRINUSE' ? 'the address is in use' : (e as Error).message}`, {
-      cause: e,
-      hint: code === 'EADDRINUSE' ? 'stop what uses it (Docker Model Runner uses 12434 too), or choose another --addr' : 'check --addr',
-    });
-  }
-  const actual = (server.address() as AddressInfo).port;
+  const actual = await listenOn(server, host, port, 'stop what uses it (Docker Model Runner uses 12434 too), or choose another --addr');
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
 
   let closed: Promise<void> | undefined;
@@ -171,18 +152,8 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
     idle: () => pool.idle(),
     close() {
       closed ??= (async () => {
-        closing = true;
-        const done = new Promise<void>((r) => server.close(() => r()));
-        server.closeIdleConnections();
-        if (inflight > 0) {
-          await new Promise<void>((resolve) => {
-            drained = resolve;
-            setTimeout(resolve, opts.shutdownTimeoutMs ?? 10_000).unref();
-          });
-        }
         // Cut clients' generations stop through their abort signals; the pool then unloads.
-        server.closeAllConnections();
-        await done;
+        await inflight.close(server, opts.shutdownTimeoutMs ?? 10_000);
         await pool.close();
       })();
       return closed;

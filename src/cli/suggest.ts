@@ -1,4 +1,5 @@
 /** "Did you mean": the nearest of a few words by edit distance, for a mistyped command or flag. */
+import { editDistance } from '../internal/edit-distance.js';
 
 /** The candidate nearest to `word`: one edit away, two for words of five letters or more; else undefined. */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
@@ -7,7 +8,7 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   let best: string | undefined;
   let bestD = w.length >= 5 ? 3 : 2;
   for (const c of all) {
-    const d = distance(w, c.toLowerCase());
+    const d = editDistance(w, c.toLowerCase());
     if (d < bestD) [best, bestD] = [c, d];
   }
   // A prefix of exactly one candidate (`mpk ins`) is as good a guess as a typo.
@@ -18,16 +19,4 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   return best;
 }
 
-/** Damerau (optimal string alignment) distance: a swapped pair (`biuld`) counts as one edit. */
-export function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
+export { editDistance as distance };

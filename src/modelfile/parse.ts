@@ -5,6 +5,7 @@
  * refused (modctl treats them as extra arguments too).
  */
 import { ModelfileSyntaxError } from '../errors.js';
+import { editDistance } from '../internal/edit-distance.js';
 import {
   KEYWORDS,
   LIST_KEYWORDS,
@@ -116,25 +117,12 @@ function closestKeyword(word: string): string | undefined {
   let best: string | undefined;
   let bestD = word.length >= 5 ? 3 : 2;
   for (const k of KEYWORDS) {
-    const d = distance(word, k);
+    const d = editDistance(word, k);
     if (d < bestD) [best, bestD] = [k, d];
   }
   return best;
 }
 
-function distance(a: string, b: string): number {
-  // Damerau (optimal string alignment): a swapped pair (MODLE) counts as one edit.
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
 
 /** Quotes an argument when it holds blanks, quotes, backslashes or a leading `#`. */
 function quote(v: string): string {

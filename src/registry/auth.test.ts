@@ -17,7 +17,7 @@ import { RemoteRepository } from './repository.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isManifestLike } from '../oci/manifest.js';
 import { hasErrorCode, type ErrorCode } from '../errors.js';
-import { run } from '../cli/run.js';
+import { mpkWith } from '../test-support/cli.js';
 import { requirePeer } from '../test-support/peers.js';
 import { startDockerRegistry, TOKEN_SERVICE, type RegistryPeer } from '../test-support/registry-peer.js';
 import type { AccessFn, TokenIssuer } from '../test-support/token-issuer.js';
@@ -232,18 +232,7 @@ interface CliRun {
 }
 
 /** The CLI in-process, with standard input for --password-stdin. */
-async function mpk(env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]): Promise<CliRun> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    env,
-    cwd: '/',
-    ...(stdin === undefined ? {} : { readStdin: async () => stdin }),
-  });
-  return { code, stdout, stderr };
-}
+const mpk = (env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]): Promise<CliRun> => mpkWith({ env, ...(stdin === undefined ? {} : { stdin }) }, ...argv);
 
 const exists = async (p: string): Promise<boolean> => readFile(p).then(() => true, () => false);
 

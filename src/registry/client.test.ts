@@ -11,7 +11,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { run } from '../cli/run.js';
+import { mpkWith } from '../test-support/cli.js';
 import { hasErrorCode } from '../errors.js';
 import { pullModel, pushModel } from '../transfer/transfer.js';
 import { buildModel } from '../build/build-model.js';
@@ -38,18 +38,7 @@ async function builtStore(t: TestContext): Promise<{ root: string; store: LocalS
 }
 
 /** The CLI in-process, with standard input for --password-stdin. */
-async function cli(env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    env: { PATH: process.env.PATH, ...env },
-    cwd: '/',
-    ...(stdin === undefined ? {} : { readStdin: async () => stdin }),
-  });
-  return { code, stdout, stderr };
-}
+const cli = (env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]) => mpkWith({ env: { PATH: process.env.PATH, ...env }, ...(stdin === undefined ? {} : { stdin }) }, ...argv);
 
 /** An HTTP front for `upstream` that answers every blob GET with a redirect to `location`. */
 async function redirectingFront(t: TestContext, upstream: string, location: string): Promise<string> {

@@ -10,11 +10,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { PackError, fsError } from '../errors.js';
 import { AccessPolicy, PasswordChecker, loadHtpasswd, loadUsersFile } from './access.js';
 import { formatAccess, watchRequest, type LogFormat } from './access-log.js';
+import { InFlight, listenOn } from '../internal/http-lifecycle.js';
 import { createApp } from './app.js';
 import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
@@ -163,44 +163,27 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     onInternalError: (e, req) => log(`error: ${req.method} ${req.url}: ${e instanceof ServeError || isOutOfSpace(e) ? (e as Error).message : ((e as Error)?.stack ?? String(e))}`),
   });
 
-  let inflight = 0;
-  let closing = false;
-  let drained: (() => void) | undefined;
+  const inflight = new InFlight();
   const format = opts.logFormat ?? 'text';
   const cuts = new WeakMap<http.IncomingMessage, string>();
   const idleTimeoutMs = opts.idleTimeoutMs ?? 120_000;
-  const watch = { user: (req: http.IncomingMessage) => users.get(req) ?? '', cutReason: (req: http.IncomingMessage) => cuts.get(req), closing: () => closing, idleTimeoutMs };
+  const watch = { user: (req: http.IncomingMessage) => users.get(req) ?? '', cutReason: (req: http.IncomingMessage) => cuts.get(req), closing: () => inflight.closing, idleTimeoutMs };
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    inflight++;
-    if (closing) res.setHeader('connection', 'close');
+    res.once('close', inflight.begin(res));
     if (opts.accessLog) watchRequest(req, res, watch, (e) => opts.accessLog!(formatAccess(e, format)));
-    res.once('close', () => {
-      inflight--;
-      if (closing && inflight === 0) drained?.();
-    });
     void app(req, res);
   };
   const serverOpts = { maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 };
   const server = tls ? https.createServer({ ...serverOpts, ...tls }, handler) : http.createServer(serverOpts, handler);
   server.setTimeout(idleTimeoutMs);
   server.maxConnections = 4096;
+  let actual: number;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    actual = await listenOn(server, host, port, 'stop what uses it, or choose another --addr');
   } catch (e) {
     await release();
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new PackError('IO', `cannot listen on ${host}:${port}: ${code === 'EADDRINUSE' ? 'the address is in use' : (e as Error).message}`, {
-      cause: e,
-      hint: code === 'EADDRINUSE' ? 'stop what uses it, or choose another --addr' : 'check --addr',
-    });
+    throw e;
   }
-  const actual = (server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   base = `${tls ? 'https' : 'http'}://${shownHost}:${actual}`;
 
@@ -235,11 +218,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const schedule = (at: number): void => {
       const t = setTimeout(() => {
         timers.splice(timers.indexOf(t), 1);
-        if (closing) return;
+        if (inflight.closing) return;
         if (Date.now() < at) return schedule(at);
         void collect()
           .catch((e) => log(`gc: ${String(e)}`))
-          .finally(() => closing || schedule(Date.now() + interval));
+          .finally(() => inflight.closing || schedule(Date.now() + interval));
       }, Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS));
       t.unref();
       timers.push(t);
@@ -256,18 +239,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     collect,
     close() {
       closed ??= (async () => {
-        closing = true;
+        inflight.closing = true;
         for (const t of timers) clearTimeout(t);
-        const done = new Promise<void>((r) => server.close(() => r()));
-        server.closeIdleConnections();
-        if (inflight > 0) {
-          await new Promise<void>((resolve) => {
-            drained = resolve;
-            setTimeout(resolve, opts.shutdownTimeoutMs ?? 30_000).unref();
-          });
-        }
-        server.closeAllConnections();
-        await done;
+        await inflight.close(server, opts.shutdownTimeoutMs ?? 30_000);
         // A collection or sweep still running must not outlive the lock (another process may take the root).
         while (background.size > 0) await Promise.allSettled([...background]);
         uploads.close();

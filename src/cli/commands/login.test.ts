@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { run } from '../run.js';
+import { mpkWith } from '../../test-support/cli.js';
 import { hasCommand } from '../../test-support/peers.js';
 import { startTestServer } from '../../test-support/serve.js';
 import { tempDir } from '../../test-support/tmp.js';
@@ -88,18 +88,7 @@ test('mpk login on a terminal: Ctrl-C at the password prompt cancels (exit 130) 
 });
 
 /** The CLI in-process, with no terminal: stdin is a pipe (or --password-stdin's text). */
-async function mpkNoTty(env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    env,
-    cwd: '/',
-    ...(stdin === undefined ? {} : { readStdin: async () => stdin }),
-  });
-  return { code, stdout, stderr };
-}
+const mpkNoTty = (env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]) => mpkWith({ env, ...(stdin === undefined ? {} : { stdin }) }, ...argv);
 
 test('mpk login off a terminal without --password-stdin: a usage error that says to use --password-stdin', async (t) => {
   const dir = await tempDir(t);
