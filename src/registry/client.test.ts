@@ -7,7 +7,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -40,13 +40,10 @@ async function builtStore(t: TestContext): Promise<{ root: string; store: LocalS
 /** The CLI in-process, with standard input for --password-stdin. */
 const cli = (env: NodeJS.ProcessEnv, stdin: string | undefined, ...argv: string[]) => mpkWith({ env: { PATH: process.env.PATH, ...env }, ...(stdin === undefined ? {} : { stdin }) }, ...argv);
 
-/** An HTTP front for `upstream` that answers every blob GET with a redirect to `location`. */
-async function redirectingFront(t: TestContext, upstream: string, location: string): Promise<string> {
+/** An HTTP front for `upstream`: `intercept` answers what it wants to (true), the rest is passed on. */
+async function front(t: TestContext, upstream: string, intercept: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<string> {
   const srv = createServer((req, res) => {
-    if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
-      res.writeHead(307, { location, 'content-length': '0' }).end();
-      return;
-    }
+    if (intercept(req, res)) return;
     const up = httpRequest(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
@@ -59,6 +56,14 @@ async function redirectingFront(t: TestContext, upstream: string, location: stri
   srv.unref();
   return `127.0.0.1:${(srv.address() as AddressInfo).port}`;
 }
+
+/** A front that answers every blob GET with a redirect to `location`. */
+const redirectingFront = (t: TestContext, upstream: string, location: string): Promise<string> =>
+  front(t, upstream, (req, res) => {
+    if (req.method !== 'GET' || !/\/blobs\/sha256:/.test(req.url ?? '')) return false;
+    res.writeHead(307, { location, 'content-length': '0' }).end();
+    return true;
+  });
 
 test('a blob redirected to file:///etc/passwd is refused with a clear REGISTRY error (exit 9), nothing read', async (t) => {
   const s = await startTestServer(t);
@@ -166,25 +171,15 @@ test('a registry out of space (507) is said so at once: no retries, exit 9', asy
   const { root } = await builtStore(t);
   let posts = 0;
   // in front of mpk serve: upload sessions answered as a full disk answers them
-  const srv = createServer((req, res) => {
-    if (req.method === 'POST' && /\/blobs\/uploads\//.test(req.url ?? '')) {
-      posts++;
-      const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'registry out of space', detail: { reason: 'no space left on device' } }] });
-      res.writeHead(507, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
-      return;
-    }
-    const up = httpRequest(`${s.url}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+  const fullDisk = await front(t, s.url, (req, res) => {
+    if (req.method !== 'POST' || !/\/blobs\/uploads\//.test(req.url ?? '')) return false;
+    posts++;
+    const body = JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'registry out of space', detail: { reason: 'no space left on device' } }] });
+    res.writeHead(507, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    return true;
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => srv.close(() => r())));
-  const front = `127.0.0.1:${(srv.address() as AddressInfo).port}`;
   const started = Date.now();
-  const r = await cli({ MPK_HOME: root, DOCKER_CONFIG: await tempDir(t) }, undefined, 'push', 'local/m:1', `${front}/r/m:1`);
+  const r = await cli({ MPK_HOME: root, DOCKER_CONFIG: await tempDir(t) }, undefined, 'push', 'local/m:1', `${fullDisk}/r/m:1`);
   assert.equal(r.code, 9, r.stderr);
   assert.match(r.stderr, /registry out of space \(HTTP 507: no space left on device\)\. Hint: the registry's disk is full/);
   assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms: not retried`);
