@@ -6,6 +6,9 @@ import { setFlagsFromString } from 'node:v8';
 // Not for `mpk serve`, a long-running server where it costs ~15% of manifest GETs per second, nor
 // for `mpk run`/`mpk api`, whose per-token JavaScript (node-llama-cpp) runs thousands of times.
 if (!['serve', 'run', 'api'].includes(commandOf(process.argv.slice(2)))) setFlagsFromString('--optimize-for-size');
+// `mpk run`/`mpk api`: the engine's module takes ~0.5 s to load; begin now, beside mpk's own modules
+// (a missing engine is reported later, by the command, in one line)
+if (['run', 'api'].includes(commandOf(process.argv.slice(2)))) import('node-llama-cpp').catch(() => undefined);
 const { main } = await import('../dist/cli/main.js');
 main();
 

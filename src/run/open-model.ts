@@ -21,6 +21,8 @@ export interface OpenModelOptions {
   weight?: string;
   /** Engine log lines. */
   log?: (line: string) => void;
+  /** An engine already starting (the CLI starts it first thing: its start-up is the longest step). */
+  engine?: Promise<Engine>;
   signal?: AbortSignal;
 }
 
@@ -37,7 +39,7 @@ export interface OpenedModel {
 export async function openModel(store: LocalStore, reference: string, o: OpenModelOptions = {}): Promise<OpenedModel> {
   const started = performance.now();
   const threads = o.threads ?? defaultThreads();
-  const enginePromise = loadEngine({ maxThreads: threads, ...(o.log ? { log: o.log } : {}) });
+  const enginePromise = o.engine ?? loadEngine({ maxThreads: threads, ...(o.log ? { log: o.log } : {}) });
   enginePromise.catch(() => undefined); // awaited below; a resolve error must not leave it unhandled
   let engine: Engine | undefined;
   try {

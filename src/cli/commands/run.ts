@@ -1,6 +1,7 @@
 /** `mpk run REF [PROMPT]`: pull if missing, map the weights from the store, answer or chat. */
 import type { Readable } from 'node:stream';
 import { findPackError, hasErrorCode, PackError } from '../../errors.js';
+import { defaultThreads, loadEngine } from '../../engine/engines.js';
 import { parseReference } from '../../oci/reference.js';
 import { chatRepl } from '../../run/chat-repl.js';
 import { Conversation } from '../../run/conversation.js';
@@ -52,42 +53,52 @@ export const runCommand: CommandSpec = {
   async run(ctx, v, [ref, promptArg]) {
     const settings = flagSettings(v);
     const threads = v.threads === undefined ? undefined : int('threads', v.threads, 1);
-    return withStore(ctx, async (store) => {
-      await pullIfMissing(ctx, v, store, ref!);
-      const stdinText = !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
-      const log = v.verbose ? (l: string) => void ctx.stderr.write(`${l}\n`) : undefined;
-      const opened = await openModel(store, ref!, {
-        settings,
-        ...(threads ? { threads } : {}),
-        ...(typeof v.variant === 'string' || typeof v.platform === 'string' ? { select: { ...(typeof v.variant === 'string' ? { variant: v.variant } : {}), ...(typeof v.platform === 'string' ? { platform: v.platform } : {}) } } : {}),
-        ...(typeof v.weight === 'string' ? { weight: v.weight } : {}),
-        ...(log ? { log } : {}),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-      });
-      try {
-        for (const w of [...opened.runnable.notes, ...opened.model.warnings]) ctx.warn(w);
-        if (opened.settings.temperature === undefined) opened.settings.temperature = DEFAULT_TEMPERATURE;
-        const conv = new Conversation(opened.model, opened.settings);
-        const prompt = promptArg !== undefined && stdinText ? `${promptArg}\n\n${stdinText}` : (promptArg ?? stdinText);
-        if (prompt !== undefined && prompt.trim() === '') throw new PackError('USAGE', 'mpk run: the prompt is empty', { hint: 'give a PROMPT, pipe some text, or run on a terminal to chat' });
-        if (prompt !== undefined) return await answerOnce(ctx, v, opened, conv, prompt);
-        if (!ctx.stdin) throw new PackError('USAGE', 'mpk run: no prompt given and no terminal to chat on', { hint: 'give a PROMPT, or pipe text to mpk run' });
-        await chatRepl(conv, {
-          input: ctx.stdin as NodeJS.ReadableStream as Readable,
-          output: ctx.stdout,
-          terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY,
+    const log = v.verbose ? (l: string) => void ctx.stderr.write(`${l}\n`) : undefined;
+    // the engine starts first: its start-up (~0.6 s: it tests its binary) overlaps everything else
+    const engine = loadEngine({ maxThreads: threads ?? defaultThreads(), ...(log ? { log } : {}) });
+    engine.catch(() => undefined); // awaited by openModel; an earlier failure must not go unhandled
+    let handedOver = false; // openModel owns the engine from its call on (and closes it)
+    try {
+      return await withStore(ctx, async (store) => {
+        await pullIfMissing(ctx, v, store, ref!);
+        const stdinText = !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
+        handedOver = true;
+        const opened = await openModel(store, ref!, {
+          settings,
+          engine,
+          ...(threads ? { threads } : {}),
+          ...(typeof v.variant === 'string' || typeof v.platform === 'string' ? { select: { ...(typeof v.variant === 'string' ? { variant: v.variant } : {}), ...(typeof v.platform === 'string' ? { platform: v.platform } : {}) } } : {}),
+          ...(typeof v.weight === 'string' ? { weight: v.weight } : {}),
+          ...(log ? { log } : {}),
           ...(ctx.signal ? { signal: ctx.signal } : {}),
-          onError: (e) => {
-            const pe = findPackError(e);
-            if (!pe) throw e;
-            ctx.stderr.write(`mpk: ${pe.message}${pe.hint ? `. Hint: ${pe.hint}` : ''}\n`);
-          },
         });
-        return 0;
-      } finally {
-        await opened.close();
-      }
-    });
+        try {
+          for (const w of [...opened.runnable.notes, ...opened.model.warnings]) ctx.warn(w);
+          if (opened.settings.temperature === undefined) opened.settings.temperature = DEFAULT_TEMPERATURE;
+          const conv = new Conversation(opened.model, opened.settings);
+          const prompt = promptArg !== undefined && stdinText ? `${promptArg}\n\n${stdinText}` : (promptArg ?? stdinText);
+          if (prompt !== undefined && prompt.trim() === '') throw new PackError('USAGE', 'mpk run: the prompt is empty', { hint: 'give a PROMPT, pipe some text, or run on a terminal to chat' });
+          if (prompt !== undefined) return await answerOnce(ctx, v, opened, conv, prompt);
+          if (!ctx.stdin) throw new PackError('USAGE', 'mpk run: no prompt given and no terminal to chat on', { hint: 'give a PROMPT, or pipe text to mpk run' });
+          await chatRepl(conv, {
+            input: ctx.stdin as NodeJS.ReadableStream as Readable,
+            output: ctx.stdout,
+            terminal: !!ctx.stdin.isTTY && !!ctx.stdout.isTTY,
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
+            onError: (e) => {
+              const pe = findPackError(e);
+              if (!pe) throw e;
+              ctx.stderr.write(`mpk: ${pe.message}${pe.hint ? `. Hint: ${pe.hint}` : ''}\n`);
+            },
+          });
+          return 0;
+        } finally {
+          await opened.close();
+        }
+      });
+    } finally {
+      if (!handedOver) await engine.then((e) => e.close()).catch(() => undefined);
+    }
   },
 };
 
