@@ -14,6 +14,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   modelfile: { summary: 'Generate a Modelfile from a model directory (modelfile generate DIR)', load: async () => (await import('./commands/modelfile.js')).modelfileGenerate },
   ls: { summary: 'List the models in the store', load: async () => (await import('./commands/ls.js')).ls },
   inspect: { summary: 'Show a model: manifest, config and files', load: async () => (await import('./commands/inspect.js')).inspect },
+  index: { summary: "Make or change an index of a model's variants (index create|add|rm REF VARIANT...)", load: async () => (await import('./commands/index-cmd.js')).indexCommand },
   tag: { summary: 'Give a model another name', load: async () => (await import('./commands/tag.js')).tag },
   rm: { summary: 'Remove model references (blobs go with prune)', load: async () => (await import('./commands/rm.js')).rm },
   prune: { summary: 'Delete blobs that no model references', load: async () => (await import('./commands/prune.js')).prune },

@@ -26,7 +26,10 @@ import { VerifyStream } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, childDescriptors, isManifestLike, parseManifest } from '../oci/manifest.js';
 import { ANNOTATION_TITLE } from '../oci/media-types.js';
 import { Limiter } from '../internal/limiter.js';
-import { selectManifest, type Selection } from './select.js';
+import { chooseManifest, manifestMatchesVariant, type Choice, type Selection } from './select.js';
+
+/** Indexes nested deeper than this are refused (INVALID_MANIFEST) before anything is stored. */
+export const MAX_INDEX_DEPTH = 8;
 
 export type CopyState = 'waiting' | 'exists' | 'mounted' | 'uploading' | 'downloading' | 'resuming' | 'verifying' | 'done' | 'failed';
 
@@ -135,10 +138,10 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
       emit(d, 'done', d.size);
     });
 
-  const copyNode = (d: Descriptor): Promise<void> => {
+  const copyNode = (d: Descriptor, depth = 0): Promise<void> => {
     let p = seen.get(d.digest);
     if (!p) {
-      p = (isManifestLike(d.mediaType) ? copyManifest(d) : copyBlob(d)).catch((e) => {
+      p = (isManifestLike(d.mediaType) ? copyManifest(d, depth) : copyBlob(d)).catch((e) => {
         if (firstError === undefined) {
           firstError = e;
           ac.abort(e);
@@ -152,7 +155,8 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
     return p;
   };
 
-  const copyManifest = async (d: Descriptor): Promise<void> => {
+  // depth: how many indexes lie above d (the root is at 0)
+  const copyManifest = async (d: Descriptor, depth: number): Promise<void> => {
     if ((d !== root || !opts.revisitExistingRoot) && (await dst.exists(d, { signal }))) {
       stats.skipped++;
       emit(d, 'exists');
@@ -160,7 +164,15 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
     }
     const bytes = fetched?.get(d.digest) ?? (await fetchManifestBytes(src, d, signal));
     const parsed = parseManifest(bytes, d.mediaType, d.digest);
-    await Promise.all(childDescriptors(parsed).map(copyNode));
+    if (parsed.kind === 'index') {
+      if (depth >= MAX_INDEX_DEPTH) {
+        throw new PackError('INVALID_MANIFEST', `${d.digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { hint: 'nothing was stored; an index of indexes this deep is not a model' });
+      }
+      checkIndexEntries(parsed.index.manifests, d.digest);
+      await Promise.all(childDescriptors(parsed).map((c) => copyNode(c, depth + 1)));
+    } else {
+      await Promise.all(childDescriptors(parsed).map((c) => copyNode(c, depth)));
+    }
     if (d === root) return; // the root is written by the caller, with its tag
     await dst.push(d, bytes, { signal });
     stats.transferred++;
@@ -181,6 +193,12 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
   return stats;
 }
 
+/** An index's entries must be manifests or indexes (a layer or config blob there is a broken index). */
+export function checkIndexEntries(entries: Descriptor[], where: string): void {
+  const bad = entries.find((e) => !isManifestLike(e.mediaType));
+  if (bad) throw new PackError('INVALID_MANIFEST', `${where}: index entry ${bad.digest} is a ${bad.mediaType}, not a manifest or index`, { hint: 'nothing was stored' });
+}
+
 function noRange(d: Descriptor): never {
   throw new PackError('UNSUPPORTED', `${d.digest}: the source cannot be read from an offset`);
 }
@@ -196,9 +214,16 @@ export async function fetchManifestBytes(src: ReadOnlyStorage, d: Descriptor, si
   return Buffer.concat(chunks);
 }
 
+/** Configs larger than this are not read to match --variant (ModelPack configs are a few hundred bytes). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 export interface CopyOptions extends CopyGraphOptions {
   /** For an index: pick one manifest (pull into the store). Without it, the whole index is copied. */
   select?: Selection;
+  /** Told which manifest of an index was picked (and why, when by memory). */
+  onSelect?(choice: Choice): void;
+  /** How messages name the source (default srcRef, which for a registry is only the tag). */
+  sourceName?: string;
 }
 
 export interface CopyResult {
@@ -218,10 +243,21 @@ export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dst
   let root = resolved;
   let bytes = await fetchManifestBytes(src, root, opts.signal);
   if (opts.select) {
-    const parsed = parseManifest(bytes, root.mediaType, srcRef);
+    const where = opts.sourceName ?? srcRef;
+    const parsed = parseManifest(bytes, root.mediaType, where);
     if (parsed.kind === 'index') {
-      root = selectManifest(parsed.index, opts.select, srcRef);
+      checkIndexEntries(parsed.index.manifests, where);
+      const choice = chooseManifest(parsed.index, opts.select, where);
+      opts.onSelect?.(choice);
+      root = choice.descriptor;
       bytes = await fetchManifestBytes(src, root, opts.signal);
+    } else if (opts.select.variant) {
+      // One model, not an index: --variant must describe it (its config's quantization, ...), not be ignored.
+      const m = parsed.manifest;
+      const config = m.config.size <= MAX_CONFIG_BYTES ? await fetchManifestBytes(src, m.config, opts.signal).catch(() => undefined) : undefined;
+      if (!manifestMatchesVariant(m, config, opts.select.variant)) {
+        throw new PackError('USAGE', `${where}: is one model, not an index of variants, and is not ${opts.select.variant}`, { hint: 'drop --variant, or name an index' });
+      }
     }
   }
   const stats = await copyGraph(src, dst, root, opts, new Map([[root.digest, bytes]]));

@@ -1,15 +1,29 @@
 /**
  * Choosing one manifest of an index for a pull: by `--platform os/arch[/variant]`, by
- * `--variant` (an annotation value such as a quantization, or `key=value`), or the only one; else
- * an error that lists what there is to choose from.
+ * `--variant` (an annotation value such as a quantization, or `key=value`), or the only one; with
+ * neither, among model variants that say their quantization and weight bytes (mpk index create),
+ * the highest precision whose weights fit the memory available (precision.ts); else an error
+ * that lists what there is to choose from.
  */
+import { freemem } from 'node:os';
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import type { Index } from '../oci/manifest.js';
+import { isManifestLike, type Index } from '../oci/manifest.js';
+import { ANNOTATION_QUANTIZATION, ANNOTATION_WEIGHT_BYTES } from '../oci/media-types.js';
+import { chooseByMemory, precisionName, type Candidate } from './precision.js';
+import type { Manifest } from '../oci/manifest.js';
 
 export interface Selection {
   platform?: string;
   variant?: string;
+  /** Bytes of memory available for the automatic choice (default: os.freemem()). */
+  memory?: number;
+}
+
+export interface Choice {
+  descriptor: Descriptor;
+  /** Set when the variant was chosen by memory: what was chosen and why, for the user. */
+  reason?: string;
 }
 
 const NODE_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' };
@@ -38,6 +52,25 @@ function describe(d: Descriptor): string {
 }
 
 export function selectManifest(index: Index, sel: Selection, where: string): Descriptor {
+  return chooseManifest(index, sel, where).descriptor;
+}
+
+/** The weight bytes an entry's annotation gives, or undefined. */
+function weightBytesOf(d: Descriptor): number | undefined {
+  const text = d.annotations?.[ANNOTATION_WEIGHT_BYTES];
+  const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export function chooseManifest(index: Index, sel: Selection, where: string): Choice {
+  const chosen = pick(index, sel, where);
+  if (!isManifestLike(chosen.descriptor.mediaType)) {
+    throw new PackError('INVALID_MANIFEST', `${where}: index entry ${chosen.descriptor.digest} is a ${chosen.descriptor.mediaType}, not a manifest or index`);
+  }
+  return chosen;
+}
+
+function pick(index: Index, sel: Selection, where: string): Choice {
   let candidates = index.manifests;
   if (sel.platform) {
     const want = sel.platform;
@@ -48,15 +81,70 @@ export function selectManifest(index: Index, sel: Selection, where: string): Des
   }
   if (sel.variant) candidates = candidates.filter((d) => matchesVariant(d, sel.variant!));
   if (!sel.platform && !sel.variant && candidates.length > 1) {
-    const host = candidates.filter((d) => platformOf(d)?.startsWith(hostPlatform()));
-    if (host.length === 1) candidates = host;
+    // Entries for another platform drop out; those without a platform suit any machine.
+    const host = candidates.filter((d) => {
+      const p = platformOf(d);
+      return p === undefined || p.startsWith(hostPlatform());
+    });
+    if (host.length >= 1) candidates = host;
   }
-  if (candidates.length === 1) return candidates[0]!;
+  if (candidates.length === 1) return { descriptor: candidates[0]! };
+  let memoryReason: string | undefined;
+  if (!sel.platform && !sel.variant && candidates.length > 1) {
+    const models: Candidate<Descriptor>[] = [];
+    for (const d of candidates) {
+      const name = d.annotations?.[ANNOTATION_QUANTIZATION];
+      const weightBytes = weightBytesOf(d);
+      if (name && weightBytes !== undefined) models.push({ item: d, name, weightBytes });
+    }
+    if (models.length > 1) {
+      const memory = sel.memory ?? freemem();
+      const r = chooseByMemory(models, memory);
+      if (r.choice) return { descriptor: r.choice.chosen.item, reason: r.choice.reason };
+      memoryReason = r.reason;
+    }
+  }
   const list = index.manifests.map(describe).join(', ');
   if (candidates.length === 0) {
     throw new PackError('NOT_FOUND', `${where}: no manifest in the index matches ${[sel.platform, sel.variant].filter(Boolean).join(' ')}`, { hint: `the index holds: ${list}` });
   }
+  if (memoryReason) {
+    throw new PackError('USAGE', `${where}: ${memoryReason}`, { hint: `choose one with --variant VALUE, or say how much memory to assume with --memory SIZE; the index holds: ${list}` });
+  }
+  if (sel.platform && sel.variant) {
+    throw new PackError('USAGE', `${where}: ${candidates.length} manifests of the index match both --variant ${sel.variant} and --platform ${sel.platform}; choose one`, {
+      hint: `use --variant KEY=VALUE to be precise; the index holds: ${list}`,
+    });
+  }
   throw new PackError('USAGE', `${where}: the index holds ${candidates.length} manifests; choose one`, {
     hint: `use --variant VALUE or --platform OS/ARCH; the index holds: ${list}`,
   });
+}
+
+/**
+ * Whether one model (not an index) is what `--variant` names: KEY=VALUE against its manifest's
+ * annotations; a bare value against those, the string fields of its config (ModelPack and Docker
+ * Model Runner `config.*`, Ollama's top-level `file_type`, ...) and its precision's type name
+ * (`float16` → F16), case-insensitively. `config` is the config blob's bytes, when read.
+ */
+export function manifestMatchesVariant(m: Manifest, config: Uint8Array | undefined, variant: string): boolean {
+  const a = m.annotations ?? {};
+  const eq = variant.indexOf('=');
+  if (eq > 0) return a[variant.slice(0, eq)] === variant.slice(eq + 1);
+  const values = Object.values(a);
+  let doc: unknown;
+  try {
+    doc = config ? JSON.parse(Buffer.from(config).toString('utf8')) : undefined;
+  } catch {
+    doc = undefined;
+  }
+  const strings = (o: unknown) => (o && typeof o === 'object' && !Array.isArray(o) ? Object.values(o).filter((x): x is string => typeof x === 'string') : []);
+  const inner = (doc as { config?: unknown } | undefined)?.config;
+  values.push(...strings(doc), ...strings(inner));
+  for (const v of strings(inner)) {
+    const name = precisionName(v);
+    if (name) values.push(name);
+  }
+  const want = variant.toLowerCase();
+  return values.some((v) => v.toLowerCase() === want);
 }

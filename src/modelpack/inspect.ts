@@ -5,12 +5,13 @@
  * metadata, DMR's `context_size`, or a top-level `config.json` layer).
  */
 import type { Descriptor } from '../oci/descriptor.js';
-import type { Index, Manifest } from '../oci/manifest.js';
+import type { Index, Manifest, ParsedManifest } from '../oci/manifest.js';
 import { ANNOTATION_GGUF_METADATA } from '../oci/media-types.js';
 import type { LocalStore } from '../store/store.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { modelView, type ModelView } from './model-view.js';
 import { modelMeta } from '../interop/metadata.js';
+import { variantsOf, type VariantInfo } from './variant-index.js';
 
 /** Configs larger than this are not parsed (ModelPack configs are a few hundred bytes). */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -31,6 +32,14 @@ export interface ModelSummary {
   name?: string;
 }
 
+/** What ls and inspect of the store give: for an index, what each entry says of its variant and whether it is stored. */
+export interface StoredSummary extends ModelSummary {
+  variants?: VariantInfo[];
+}
+export interface StoredDetails extends ModelDetails {
+  variants?: VariantInfo[];
+}
+
 export interface ModelDetails extends ModelSummary {
   precision?: string;
   /** Tokens the model was trained for (GGUF `<arch>.context_length`, config.json `max_position_embeddings`, …). */
@@ -42,18 +51,35 @@ export interface ModelDetails extends ModelSummary {
   files: (Omit<ModelView['files'][number], 'layer'> & { digest: string; size: number; mediaType: string })[];
 }
 
+/**
+ * Where inspect reads a model from: the local store, or a registry (src/transfer/remote-inspect.ts)
+ * that fetches only manifests and small blobs. `readBlob` gives undefined for what it does not hold.
+ */
+export interface ModelSource {
+  readManifest(desc: Descriptor): Promise<ParsedManifest>;
+  readBlob(desc: Descriptor, maxBytes: number): Promise<Buffer | undefined>;
+}
+
+/** The local store as a ModelSource: blobs it does not hold (or not unchanged) are left out. */
+export function storeSource(store: LocalStore): ModelSource {
+  return {
+    readManifest: (desc) => store.readManifest(desc),
+    readBlob: async (desc, maxBytes) => ((await store.exists(desc)) ? store.blobs.read(desc, maxBytes) : undefined),
+  };
+}
+
 /** Reads one model's details; a missing or odd config leaves those fields out rather than failing. */
-export async function inspectModel(store: LocalStore, reference: string): Promise<ModelDetails> {
+export async function inspectModel(store: LocalStore, reference: string): Promise<StoredDetails> {
   const desc = await store.resolve(reference);
-  return describe(store, reference, desc, true);
+  return withVariants(store, await describeModel(storeSource(store), reference, desc, true));
 }
 
 /** Every named model in the store, summarised. */
-export async function listModels(store: LocalStore): Promise<ModelSummary[]> {
-  const out: ModelSummary[] = [];
+export async function listModels(store: LocalStore): Promise<StoredSummary[]> {
+  const out: StoredSummary[] = [];
   for (const e of await store.list()) {
     try {
-      const { manifest: _m, config: _c, files: _f, precision: _p, contextLength: _l, ggufMetadata: _g, ...summary } = await describe(store, e.reference, e.descriptor, false);
+      const { manifest: _m, config: _c, files: _f, precision: _p, contextLength: _l, ggufMetadata: _g, ...summary } = await withVariants(store, await describeModel(storeSource(store), e.reference, e.descriptor, false));
       out.push(summary);
     } catch {
       out.push({ reference: e.reference, digest: e.descriptor.digest, size: e.descriptor.size, kind: 'unreadable' });
@@ -62,8 +88,9 @@ export async function listModels(store: LocalStore): Promise<ModelSummary[]> {
   return out;
 }
 
-async function describe(store: LocalStore, reference: string, desc: Descriptor, deep: boolean): Promise<ModelDetails> {
-  const parsed = await store.readManifest(desc);
+/** One manifest (or index) read from `source` as inspect shows it; `deep` adds the GGUF metadata and context length. */
+export async function describeModel(source: ModelSource, reference: string, desc: Descriptor, deep: boolean): Promise<ModelDetails> {
+  const parsed = await source.readManifest(desc);
   if (parsed.kind === 'index') {
     const size = desc.size + parsed.index.manifests.reduce((n, m) => n + m.size, 0);
     return { reference, digest: desc.digest, size, kind: 'index', manifest: parsed.index, files: [], ...(parsed.index.artifactType ? { artifactType: parsed.index.artifactType } : {}) };
@@ -72,10 +99,8 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor, 
   const view = modelView(m);
   let config: ModelConfig | unknown;
   let configBytes: Buffer | undefined;
-  if (m.config.size <= MAX_CONFIG_BYTES && (await store.exists(m.config))) {
-    configBytes = await store.blobs.read(m.config, MAX_CONFIG_BYTES);
-    config = view.format === 'modelpack' ? parseModelConfig(configBytes, m.config.digest) : safeJson(configBytes);
-  }
+  if (m.config.size <= MAX_CONFIG_BYTES) configBytes = await source.readBlob(m.config, MAX_CONFIG_BYTES);
+  if (configBytes) config = view.format === 'modelpack' ? parseModelConfig(configBytes, m.config.digest) : safeJson(configBytes);
   const mc = view.format === 'modelpack' ? (config as ModelConfig | undefined) : undefined;
   const details: ModelDetails = {
     reference,
@@ -113,10 +138,42 @@ async function describe(store: LocalStore, reference: string, desc: Descriptor, 
     if (details.contextLength === undefined && Number.isSafeInteger(ctx) && ctx > 0) details.contextLength = ctx;
   }
   if (details.contextLength === undefined) {
-    const ctx = await contextFromConfigJson(store, view);
+    const ctx = await contextFromConfigJson(source, view);
     if (ctx !== undefined) details.contextLength = ctx;
   }
   return details;
+}
+
+/**
+ * A stored index with what each entry says of its variant (mpk index create's annotations) and
+ * whether that variant is stored; its size counts each stored variant whole. One format or
+ * parameter size shared by all variants is the index's; the quantizations are listed.
+ */
+async function withVariants(store: LocalStore, d: ModelDetails): Promise<StoredDetails> {
+  if (d.kind !== 'index') return d;
+  const index = d.manifest as Index;
+  const variants = await variantsOf(store, index);
+  let size = d.size - index.manifests.reduce((n, m) => n + m.size, 0);
+  for (const e of index.manifests) size += await storedSize(store, e);
+  const out: StoredDetails = { ...d, size, variants };
+  const one = (k: 'format' | 'paramSize') => {
+    const vals = [...new Set(variants.map((v) => v[k]))];
+    return vals.length === 1 ? vals[0] : undefined;
+  };
+  const format = one('format');
+  const paramSize = one('paramSize');
+  if (format) out.format = format;
+  if (paramSize) out.paramSize = paramSize;
+  const quants = variants.map((v) => v.quantization).filter((q): q is string => !!q);
+  if (quants.length) out.quantization = quants.join(',');
+  return out;
+}
+
+/** A stored manifest with its config and layers, in bytes; its own size when not (fully) stored. */
+async function storedSize(store: LocalStore, e: Descriptor): Promise<number> {
+  const parsed = await store.readManifest(e).catch(() => undefined);
+  if (parsed?.kind !== 'manifest') return e.size;
+  return e.size + parsed.manifest.config.size + parsed.manifest.layers.reduce((n, l) => n + l.size, 0);
 }
 
 /** A JSON object in an annotation; undefined when absent or not one. */
@@ -136,10 +193,10 @@ function dockerGguf(config: unknown): Record<string, unknown> | undefined {
 const CONTEXT_KEYS = ['max_position_embeddings', 'n_ctx', 'n_positions', 'max_length', 'max_sequence_length', 'model_max_length'];
 
 /** The context length a top-level config.json layer gives (a small raw blob read from the store). */
-async function contextFromConfigJson(store: LocalStore, view: ModelView): Promise<number | undefined> {
+async function contextFromConfigJson(source: ModelSource, view: ModelView): Promise<number | undefined> {
   const f = view.files.find((x) => x.path === 'config.json' && x.encoding === 'raw' && x.layer.size <= MAX_CONFIG_BYTES);
-  if (!f || !(await store.exists(f.layer))) return undefined;
-  const bytes = await store.blobs.read(f.layer, MAX_CONFIG_BYTES).catch(() => undefined); // inspect shows what it can
+  if (!f) return undefined;
+  const bytes = await source.readBlob(f.layer, MAX_CONFIG_BYTES).catch(() => undefined); // inspect shows what it can
   const doc = bytes && (safeJson(bytes) as Record<string, unknown> | undefined);
   const v = CONTEXT_KEYS.map((k) => doc?.[k]).find((x) => typeof x === 'number' && Number.isSafeInteger(x) && x > 0);
   return v as number | undefined;

@@ -26,6 +26,18 @@ export const ANNOTATION_CREATED = 'org.opencontainers.image.created';
  */
 export const ANNOTATION_GGUF_METADATA = 'org.cncf.model.gguf.metadata+json';
 
+/**
+ * mpk's annotations on the entries of a variant index (`mpk index create`), not in model-spec:
+ * what selection needs without reading each variant. Quantization holds the unquantized type's
+ * name (F32, F16, BF16) for a model that is not quantized; weight bytes is a decimal integer (the
+ * sum of the weight layers' sizes).
+ */
+export const ANNOTATION_QUANTIZATION = 'org.cncf.model.quantization';
+export const ANNOTATION_PRECISION = 'org.cncf.model.precision';
+export const ANNOTATION_FORMAT = 'org.cncf.model.format';
+export const ANNOTATION_PARAM_SIZE = 'org.cncf.model.param.size';
+export const ANNOTATION_WEIGHT_BYTES = 'org.cncf.model.weight.bytes';
+
 /** The two ModelPack identifier families: `cncf` (model-spec ≥ v0.0.7) and legacy `cnai`. */
 export type ModelFamily = 'cncf' | 'cnai';
 export const MODEL_FAMILIES: readonly ModelFamily[] = ['cncf', 'cnai'];

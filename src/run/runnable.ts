@@ -6,7 +6,7 @@
  */
 import { PackError } from '../errors.js';
 import { ENGINES_FOR_FORMAT } from '../engine/engines.js';
-import { selectManifest, type Selection } from '../graph/select.js';
+import { chooseManifest, manifestMatchesVariant, type Selection } from '../graph/select.js';
 import { loadModel, type LoadedModel } from '../interop/load-model.js';
 import type { LoadOptions } from '../engine/engine.js';
 import type { LocalStore } from '../store/store.js';
@@ -40,7 +40,7 @@ export interface RunnableOptions {
 }
 
 export async function resolveRunnable(store: LocalStore, reference: string, opts: RunnableOptions = {}): Promise<Runnable> {
-  const model = await loadStored(store, reference, opts.select ?? {});
+  const { model, reason } = await loadStored(store, reference, opts.select ?? {});
   const roles = await classifyGgufFiles(store, model, opts.weight);
   if (!roles.main) throw notRunnable(reference, model);
   const mainPath = roles.main.length > 1 ? await shardLinks(store, roles.main) : store.blobs.path(roles.main[0]!.file.layer.digest);
@@ -58,26 +58,35 @@ export async function resolveRunnable(store: LocalStore, reference: string, opts
     load,
     defaults,
     weightBytes: used.reduce((n, g) => n + g.file.layer.size, 0),
-    notes: roles.unused.map((g) => `${g.file.path} is not used (${g.why})`),
+    notes: [...(reason ? [reason] : []), ...roles.unused.map((g) => `${g.file.path} is not used (${g.why})`)],
   };
 }
 
-/** A stored manifest read as a model; from an index, the selected (or only) variant. */
-async function loadStored(store: LocalStore, reference: string, select: Selection): Promise<LoadedModel> {
+/** A stored manifest read as a model; from an index, the selected (or only, or best fitting) variant and why. */
+async function loadStored(store: LocalStore, reference: string, select: Selection): Promise<{ model: LoadedModel; reason?: string }> {
   const desc = await store.resolve(reference);
   const parsed = await store.readManifest(desc);
   if (parsed.kind === 'manifest') {
-    if (select.variant || select.platform) {
-      throw new PackError('USAGE', `${reference}: is one model, not an index of variants`, { hint: 'drop --variant/--platform, or name the index' });
+    // a pull from an index stores the variant it chose under the name: --variant must describe it
+    if (select.platform) throw new PackError('USAGE', `${reference}: is one model, not an index of variants`, { hint: 'drop --platform, or name the index' });
+    const model = await loadModel(store, reference);
+    if (select.variant) {
+      const c = model.manifest.config;
+      const config = c.size <= 1024 * 1024 && (await store.exists(c)) ? await store.blobs.read(c, 1024 * 1024) : undefined;
+      if (!manifestMatchesVariant(model.manifest, config, select.variant)) {
+        throw new PackError('USAGE', `${reference}: is one model, not an index, and it is not ${select.variant}`, { hint: 'drop --variant, or name an index that holds that variant' });
+      }
     }
-    return loadModel(store, reference);
+    return { model };
   }
-  const chosen = selectManifest(parsed.index, select, reference);
+  const choice = chooseManifest(parsed.index, select, reference);
+  const chosen = choice.descriptor;
   if (!(await store.exists(chosen))) {
     throw new PackError('NOT_FOUND', `${reference}: variant ${chosen.digest} is not in the store`, { hint: `pull it: mpk pull ${reference}${select.variant ? ` --variant ${select.variant}` : ''}` });
   }
   const name = reference.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
-  return loadModel(store, `${name}@${chosen.digest}`);
+  const model = await loadModel(store, `${name}@${chosen.digest}`);
+  return choice.reason ? { model, reason: choice.reason } : { model };
 }
 
 function notRunnable(reference: string, model: LoadedModel): PackError {

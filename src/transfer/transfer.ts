@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { PackError } from '../errors.js';
 import type { Target } from '../content/storage.js';
 import { copy, type CopyEvent, type CopyResult } from '../graph/copy.js';
-import type { Selection } from '../graph/select.js';
+import type { Choice, Selection } from '../graph/select.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import { DockerCredentialStore } from '../registry/auth/credentials.js';
 import { RegistryClient, type ClientOptions } from '../registry/client.js';
@@ -23,6 +23,8 @@ export interface TransferOptions extends ClientOptions {
   onEvent?(ev: CopyEvent): void;
   /** Pull: which manifest of an index to take. */
   select?: Selection;
+  /** Pull: told which manifest of an index was taken (with the reason when chosen by memory). */
+  onSelect?(choice: Choice): void;
   /** Environment for DOCKER_CONFIG and credential helpers (default process.env). */
   env?: NodeJS.ProcessEnv;
 }
@@ -88,6 +90,8 @@ export async function transfer(
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       ...(opts.select && !dst.remote ? { select: opts.select } : {}),
+      ...(opts.onSelect ? { onSelect: opts.onSelect } : {}),
+      sourceName: src.display,
       verb: dst.remote ? 'uploading' : 'downloading',
       revisitExistingRoot: !dst.remote,
       ...(sameRegistry ? { mountFrom: () => [src.remote!.name] } : {}),
@@ -108,13 +112,19 @@ export async function pushModel(store: LocalStore, source: string, destination =
   return transfer(store, source, destination, opts, { source: 'local', destination: 'remote' });
 }
 
+/** The name `mpk pull REF` stores a model under: REF with its host, a tag (from the digest when only that is given). */
+export function pullDestination(source: string): string {
+  const src = parseReference(source);
+  return formatReference({ ...src, digest: undefined, tag: src.tag ?? (src.digest ? `sha256-${src.digest.slice(7, 19)}` : 'latest') } as Reference);
+}
+
 /** `mpk pull REF` stores the model under the same full name (host/name:tag). */
 export async function pullModel(store: LocalStore, source: string, destination?: string, opts: TransferOptions = {}): Promise<TransferResult> {
   const src = parseReference(source);
   if (!src.registry) {
     throw new PackError('USAGE', `${source}: no registry host to pull from`, { hint: 'write HOST[:PORT]/NAME:TAG, e.g. localhost:5000/models/llama:v1' });
   }
-  const dst = destination ?? formatReference({ ...src, digest: undefined, tag: src.tag ?? (src.digest ? `sha256-${src.digest.slice(7, 19)}` : 'latest') } as Reference);
+  const dst = destination ?? pullDestination(source);
   // The store keeps one manifest per name: from an index, pull chooses one (or says how to).
   return transfer(store, source, dst, { ...opts, select: opts.select ?? {} }, { source: 'remote', destination: 'local' });
 }

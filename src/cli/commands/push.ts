@@ -1,10 +1,12 @@
 /** `mpk push REF` / `mpk push SRC DST`, `mpk pull REF`, `mpk copy SRC DST`: one transfer each. */
 import { resolve } from 'node:path';
+import { PackError } from '../../errors.js';
 import { extractModel } from '../../extract/extract.js';
 import { transfer, pullModel, pushModel, type TransferResult } from '../../transfer/transfer.js';
+import { planPull, type PullPlan } from '../../transfer/remote-inspect.js';
 import type { CommandSpec, Ctx } from '../context.js';
-import { humanBytes, plural } from '../format.js';
-import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
+import { humanBytes, plural, table } from '../format.js';
+import { REGISTRY_HELP, REGISTRY_OPTIONS, parseSize, transferDisplay, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
 
 function report(ctx: Ctx, v: Record<string, unknown>, verb: string, r: TransferResult, extra: Record<string, unknown> = {}): number {
@@ -47,17 +49,32 @@ export const push: CommandSpec = {
 
 export const pull: CommandSpec = {
   name: 'pull',
-  usage: 'mpk pull REF [--extract DIR] [--variant V | --platform OS/ARCH]',
+  usage: 'mpk pull REF [--extract DIR | --dry-run] [--variant V | --platform OS/ARCH]',
   summary: 'Pull a model from a registry into the store, verifying every byte. An interrupted pull\nresumes where it stopped. A model already in the store moves no blob.',
   help: [
     '--extract DIR        then restore its files under DIR (as mpk extract)',
+    '--dry-run            only say what would be fetched and what the store has (reads manifests, writes nothing)',
     '--variant V          from an index: the manifest with an annotation equal to V (e.g. Q4_K_M, or KEY=VALUE)',
     '--platform OS/ARCH   from an index: the manifest for this platform',
+    '--memory SIZE        from an index, with neither: the best variant whose weights fit 80% of SIZE (default: free memory)',
     ...REGISTRY_HELP,
   ],
-  options: { ...REGISTRY_OPTIONS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' } },
+  options: { ...REGISTRY_OPTIONS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' } },
   args: [1, 1],
   async run(ctx, v, [src]) {
+    if (v['dry-run']) {
+      if (typeof v.extract === 'string') throw new PackError('USAGE', 'pull: --dry-run and --extract exclude each other', { hint: 'drop --extract to see what a pull would fetch' });
+      const o = transferOptions(ctx, v);
+      if (typeof v.variant === 'string' || typeof v.platform === 'string') {
+        o.select = {};
+        if (typeof v.variant === 'string') o.select.variant = v.variant;
+        if (typeof v.platform === 'string') o.select.platform = v.platform;
+      }
+      if (typeof v.memory === 'string') (o.select ??= {}).memory = parseSize('memory', v.memory);
+      const plan = await withStore(ctx, (store) => planPull(store, src!, o));
+      printPlan(ctx, v, plan);
+      return 0;
+    }
     const extractDir = typeof v.extract === 'string' ? resolve(ctx.cwd, v.extract) : undefined;
     let files: number | undefined;
     const r = await withStore(ctx, async (store) => {
@@ -67,6 +84,10 @@ export const pull: CommandSpec = {
           if (typeof v.variant === 'string') o.select.variant = v.variant;
           if (typeof v.platform === 'string') o.select.platform = v.platform;
         }
+        if (typeof v.memory === 'string') (o.select ??= {}).memory = parseSize('memory', v.memory);
+        o.onSelect = (c) => {
+          if (c.reason) ctx.stderr.write(`mpk: ${c.reason}\n`); // even with -q: it says what was stored
+        };
         return pullModel(store, src!, undefined, o);
       });
       if (extractDir) files = (await extractModel(store, `${res.destination}`, extractDir, ctx.signal ? { signal: ctx.signal } : {})).files.length;
@@ -77,6 +98,27 @@ export const pull: CommandSpec = {
     return 0;
   },
 };
+
+/** `pull --dry-run`: one row per blob (fetch or present) and the totals; --json gives the plan. */
+function printPlan(ctx: Ctx, v: Record<string, unknown>, plan: PullPlan): void {
+  if (v.json) {
+    ctx.stdout.write(JSON.stringify({ event: 'plan', ...plan }) + '\n');
+    return;
+  }
+  const rows = plan.entries.map((e) => [
+    e.action + (e.changed ? ' (changed)' : e.partialBytes ? ` (resume at ${humanBytes(e.partialBytes)})` : ''),
+    humanBytes(e.size),
+    e.digest.slice(0, 19),
+    e.kind,
+    e.path ?? '',
+  ]);
+  ctx.stdout.write(`Pull ${plan.source}@${plan.root.digest} as ${plan.destination}${plan.tag === 'same' ? ' (already tagged so)' : plan.tag === 'other' ? ' (the name now points at another manifest)' : ''}\n`);
+  ctx.stdout.write(table(['ACTION', 'SIZE', 'DIGEST', 'KIND', 'PATH'], rows));
+  const t = plan.totals;
+  ctx.stdout.write(
+    `would fetch ${plural(t.fetch, 'blob')}, ${humanBytes(t.fetchBytes)}; ${t.present} already in the store (${humanBytes(t.presentBytes)}); dry run: read ${humanBytes(plan.fetchedBytes)} of manifests, wrote nothing\n`,
+  );
+}
 
 export const copyCommand: CommandSpec = {
   name: 'copy',

@@ -252,3 +252,31 @@ function spawnMpkVia(t: { after(fn: () => unknown): void }, cmd: string, args: s
     },
   };
 }
+
+test('mpk run from an index of variants: --variant picks one, --memory chooses the best that fits, saying why', async (t) => {
+  const lib = await importLlamaCpp(t);
+  if (!lib) return;
+  const dir = await tempDir(t);
+  const env = { MPK_HOME: join(dir, 'a'), DOCKER_CONFIG: join(dir, 'docker') };
+  const digests: Record<string, string> = {};
+  for (const type of ['F16', 'Q8_0'] as const) {
+    const gguf = join(dir, type, 'tiny.gguf');
+    await writeTree(dir, { [`${type}/.keep`]: '' });
+    await writeTinyLlama(gguf, { fileType: type });
+    assert.equal((await mpk(env, dir, 'build', '-t', `m/tiny:${type.toLowerCase()}`, gguf)).code, 0);
+    digests[type] = (JSON.parse((await mpk(env, dir, 'inspect', '--json', `m/tiny:${type.toLowerCase()}`)).stdout) as { digest: string }).digest;
+  }
+  const made = await mpk(env, dir, 'index', 'create', 'm/tiny:all', 'm/tiny:f16', 'm/tiny:q8_0');
+  assert.equal(made.code, 0, made.stderr);
+  const server = await startTestServer(t);
+  assert.equal((await mpk(env, dir, 'push', '-q', 'm/tiny:all', `${server.host}/m/tiny:all`)).code, 0);
+
+  const picked = await mpk({ ...env, MPK_HOME: join(dir, 'b') }, dir, 'run', `${server.host}/m/tiny:all`, 'Hello there', '--variant', 'Q8_0', ...GREEDY, '--max-tokens', '4', '--json');
+  assert.equal(picked.code, 0, picked.stderr);
+  assert.equal((JSON.parse(picked.stdout) as { digest: string }).digest, digests.Q8_0);
+
+  const chosen = await mpk({ ...env, MPK_HOME: join(dir, 'c') }, dir, 'run', `${server.host}/m/tiny:all`, 'Hello there', '--memory', '300KiB', ...GREEDY, '--max-tokens', '4', '--json');
+  assert.equal(chosen.code, 0, chosen.stderr);
+  assert.equal((JSON.parse(chosen.stdout) as { digest: string }).digest, digests.Q8_0);
+  assert.match(chosen.stderr, /chose Q8_0 .*F16 needs/);
+});

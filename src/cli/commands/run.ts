@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import { findPackError, hasErrorCode, PackError } from '../../errors.js';
 import { defaultThreads, loadEngine } from '../../engine/engines.js';
+import type { Selection } from '../../graph/select.js';
 import { parseReference } from '../../oci/reference.js';
 import { chatRepl } from '../../run/chat-repl.js';
 import { Conversation } from '../../run/conversation.js';
@@ -10,7 +11,7 @@ import { DEFAULT_TEMPERATURE, type RunSettings } from '../../run/settings.js';
 import type { LocalStore } from '../../store/store.js';
 import { pullModel } from '../../transfer/transfer.js';
 import type { CommandSpec, Ctx } from '../context.js';
-import { REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
+import { parseSize, REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
 
 export const runCommand: CommandSpec = {
@@ -28,6 +29,7 @@ export const runCommand: CommandSpec = {
     '--threads N          CPU threads (default: the cores really available)',
     '--variant V          from an index: the variant to run (as mpk pull)',
     '--platform OS/ARCH   from an index: the platform to run',
+    '--memory SIZE        from an index without --variant: the best variant whose weights fit this (default: free memory)',
     '--weight PATH        of several GGUF models in one artifact, the file to run',
     '-i, --interactive    chat even when standard input is not a terminal',
     '--verbose            show the engine\'s warnings and timings',
@@ -45,6 +47,7 @@ export const runCommand: CommandSpec = {
     threads: { type: 'string' },
     variant: { type: 'string' },
     platform: { type: 'string' },
+    memory: { type: 'string' },
     weight: { type: 'string' },
     interactive: { type: 'boolean', short: 'i' },
     verbose: { type: 'boolean' },
@@ -67,7 +70,7 @@ export const runCommand: CommandSpec = {
           settings,
           engine,
           ...(threads ? { threads } : {}),
-          ...(typeof v.variant === 'string' || typeof v.platform === 'string' ? { select: { ...(typeof v.variant === 'string' ? { variant: v.variant } : {}), ...(typeof v.platform === 'string' ? { platform: v.platform } : {}) } } : {}),
+          select: selection(v),
           ...(typeof v.weight === 'string' ? { weight: v.weight } : {}),
           ...(log ? { log } : {}),
           ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -139,11 +142,10 @@ async function pullIfMissing(ctx: Ctx, v: Record<string, unknown>, store: LocalS
     if (!hasErrorCode(e, 'NOT_FOUND') || !parseReference(ref).registry) throw e;
   }
   const o = transferOptions(ctx, v);
-  if (typeof v.variant === 'string' || typeof v.platform === 'string') {
-    o.select = {};
-    if (typeof v.variant === 'string') o.select.variant = v.variant;
-    if (typeof v.platform === 'string') o.select.platform = v.platform;
-  }
+  o.select = selection(v);
+  o.onSelect = (c) => {
+    if (c.reason) ctx.stderr.write(`mpk: ${c.reason}\n`); // which variant of an index is pulled, and why
+  };
   const display = transferDisplay(ctx, { ...v, json: false }, o, `Pulling ${ref}`);
   try {
     await pullModel(store, ref, undefined, o);
@@ -152,6 +154,15 @@ async function pullIfMissing(ctx: Ctx, v: Record<string, unknown>, store: LocalS
     display.finish({ ok: false });
     throw e;
   }
+}
+
+/** --variant, --platform, --memory: which manifest of an index (as mpk pull chooses). */
+function selection(v: Record<string, unknown>): Selection {
+  const sel: Selection = {};
+  if (typeof v.variant === 'string') sel.variant = v.variant;
+  if (typeof v.platform === 'string') sel.platform = v.platform;
+  if (typeof v.memory === 'string') sel.memory = parseSize('memory', v.memory);
+  return sel;
 }
 
 function flagSettings(v: Record<string, unknown>): RunSettings {
