@@ -72,16 +72,22 @@ export async function updateIndex<T>(root: string, change: (doc: IndexDoc) => T 
   return withLock(`${path}.lock`, async () => {
     const doc = await readIndex(root);
     const result = await change(doc);
-    doc.manifests.sort((a, b) => cmp(refNameOf(a) ?? '', refNameOf(b) ?? '') || cmp(a.digest, b.digest));
-    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    try {
-      await writeFile(tmp, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: doc.manifests, annotations: doc.annotations }));
-      await rename(tmp, path);
-    } catch (e) {
-      throw fsError(e, path, 'cannot write');
-    }
+    await writeIndexLocked(root, doc);
     return result;
   });
+}
+
+/** Writes index.json (sorted, temp + rename); the caller holds `index.json.lock` (prune does). */
+export async function writeIndexLocked(root: string, doc: IndexDoc): Promise<void> {
+  const path = join(root, 'index.json');
+  doc.manifests.sort((a, b) => cmp(refNameOf(a) ?? '', refNameOf(b) ?? '') || cmp(a.digest, b.digest));
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    await writeFile(tmp, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: doc.manifests, annotations: doc.annotations }));
+    await rename(tmp, path);
+  } catch (e) {
+    throw fsError(e, path, 'cannot write');
+  }
 }
 
 function cmp(a: string, b: string): number {

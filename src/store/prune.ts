@@ -11,7 +11,9 @@
 import { readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
-import { readIndex } from './index-file.js';
+import { readIndex, refNameOf, writeIndexLocked, type IndexDoc } from './index-file.js';
+import { unnamedReferrers } from './referrers.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { withLock } from './lock.js';
 import { breakIfStale, isProcessAlive, isStaleOwner } from './lock.js';
 import { liveLeasedDigests } from './lease.js';
@@ -44,7 +46,12 @@ export async function prune(store: LocalStore, opts: PruneOptions = {}): Promise
   return withLock(join(root, 'index.json.lock'), async () => {
     const leased = await liveLeasedDigests(root);
     const index = await readIndex(root);
-    const { nodes } = await reachableFrom(store, index.manifests);
+    const { nodes, orphanReferrers } = await markWithReferrers(store, index);
+    if (!opts.dryRun && orphanReferrers.size > 0) {
+      // Referrers whose subject is gone leave index.json with their blobs.
+      index.manifests = index.manifests.filter((m) => !orphanReferrers.has(m.digest) || refNameOf(m) !== undefined);
+      await writeIndexLocked(root, index);
+    }
     const result: PruneResult = { removed: [], reclaimedBytes: 0, blobBytes: 0, keptInUse: 0, removedTempFiles: 0, removedPartials: 0, tempBytes: 0 };
     for (const blob of listed) {
       if (nodes.has(blob.digest)) continue;
@@ -72,6 +79,28 @@ export async function prune(store: LocalStore, opts: PruneOptions = {}): Promise
     }
     return result;
   });
+}
+
+/**
+ * The marks: what the named entries (and unnamed entries that are no referrers) reach, plus each
+ * unnamed referrer whose subject is reached, repeated for referrers of referrers. A referrer whose
+ * subject is not kept is an orphan: it goes, with what only it reaches.
+ */
+async function markWithReferrers(store: LocalStore, index: IndexDoc): Promise<{ nodes: Map<string, Descriptor>; orphanReferrers: Set<string> }> {
+  const referrers = await unnamedReferrers(store, index);
+  const roots = index.manifests.filter((m) => refNameOf(m) !== undefined || !referrers.has(m.digest));
+  const pending = new Map(referrers);
+  let { nodes } = await reachableFrom(store, roots);
+  for (;;) {
+    const kept = [...pending.values()].filter((r) => nodes.has(r.subject));
+    if (kept.length === 0) break;
+    for (const r of kept) {
+      pending.delete(r.entry.digest);
+      roots.push(r.entry);
+    }
+    nodes = (await reachableFrom(store, roots)).nodes;
+  }
+  return { nodes, orphanReferrers: new Set(pending.keys()) };
 }
 
 interface ListedBlob {
