@@ -1,6 +1,7 @@
 /** Flags every registry command takes (transport, parallelism, output), turned into TransferOptions. */
 import { PackError } from '../errors.js';
 import type { TransferOptions } from '../transfer/transfer.js';
+import { wholeNumber } from './flag-values.js';
 import type { Ctx, Options } from './context.js';
 import { createTransferDisplay, displayModeFor, type TransferDisplay } from './transfer-progress.js';
 
@@ -35,21 +36,15 @@ export function parseSize(flag: string, text: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a positive whole number`, { hint: `e.g. --${flag} 8` });
-  return n;
-}
-
 export function transferOptions(ctx: Ctx, v: Record<string, unknown>): TransferOptions {
   const o: TransferOptions = { env: ctx.env };
   if (ctx.signal) o.signal = ctx.signal;
   if (v['plain-http']) o.plainHttp = true;
   if (v.insecure) o.insecure = true;
   if (typeof v['ca-file'] === 'string') o.caFile = v['ca-file'];
-  if (typeof v.concurrency === 'string') o.concurrency = positiveInt('concurrency', v.concurrency);
+  if (typeof v.concurrency === 'string') o.concurrency = wholeNumber('concurrency', v.concurrency, 1, '8');
   if (typeof v['chunk-size'] === 'string') o.chunkSize = parseSize('chunk-size', v['chunk-size']);
-  if (typeof v['stall-timeout'] === 'string') o.stallMs = positiveInt('stall-timeout', v['stall-timeout']) * 1000;
+  if (typeof v['stall-timeout'] === 'string') o.stallMs = wholeNumber('stall-timeout', v['stall-timeout'], 1, '8') * 1000;
   return o;
 }
 

@@ -4,15 +4,8 @@ import { PackError } from '../../errors.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { parseSize } from '../registry-flags.js';
+import { wholeNumber } from '../flag-values.js';
 import { withStore } from '../store.js';
-
-function wholeNumber(flag: string, text: string, min: number, example: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isSafeInteger(n) || n < min) {
-    throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a whole number of at least ${min}`, { hint: `e.g. --${flag} ${example}` });
-  }
-  return n;
-}
 
 export function apiOptions(ctx: Ctx, v: Record<string, unknown>): Omit<ApiOptions, 'store'> {
   const o: Omit<ApiOptions, 'store'> = { addr: typeof v.addr === 'string' ? v.addr : DEFAULT_API_ADDR };

@@ -12,6 +12,7 @@ import type { LocalStore } from '../../store/store.js';
 import { pullModel } from '../../transfer/transfer.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { parseSize, REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
+import { numberIn, wholeNumber } from '../flag-values.js';
 import { withStore } from '../store.js';
 
 export const runCommand: CommandSpec = {
@@ -55,7 +56,7 @@ export const runCommand: CommandSpec = {
   args: [1, 2],
   async run(ctx, v, [ref, promptArg]) {
     const settings = flagSettings(v);
-    const threads = v.threads === undefined ? undefined : int('threads', v.threads, 1);
+    const threads = v.threads === undefined ? undefined : wholeNumber('threads', v.threads, 1, '2');
     const log = v.verbose ? (l: string) => void ctx.stderr.write(`${l}\n`) : undefined;
     // the engine starts first: its start-up (~0.6 s: it tests its binary) overlaps everything else
     const engine = loadEngine({ maxThreads: threads ?? defaultThreads(), ...(log ? { log } : {}) });
@@ -167,27 +168,13 @@ function selection(v: Record<string, unknown>): Selection {
 
 function flagSettings(v: Record<string, unknown>): RunSettings {
   const s: RunSettings = {};
-  if (v['ctx-size'] !== undefined) s.contextSize = int('ctx-size', v['ctx-size'], 16);
-  if (v.temperature !== undefined) s.temperature = real('temperature', v.temperature, 0, 100);
-  if (v['top-p'] !== undefined) s.topP = real('top-p', v['top-p'], 0, 1);
-  if (v.seed !== undefined) s.seed = int('seed', v.seed, 0);
-  if (v['max-tokens'] !== undefined) s.maxTokens = int('max-tokens', v['max-tokens'], 1);
+  if (v['ctx-size'] !== undefined) s.contextSize = wholeNumber('ctx-size', v['ctx-size'], 16, '4096');
+  if (v.temperature !== undefined) s.temperature = numberIn('temperature', v.temperature, 0, 100, '0.7');
+  if (v['top-p'] !== undefined) s.topP = numberIn('top-p', v['top-p'], 0, 1, '0.9');
+  if (v.seed !== undefined) s.seed = wholeNumber('seed', v.seed, 0, '42');
+  if (v['max-tokens'] !== undefined) s.maxTokens = wholeNumber('max-tokens', v['max-tokens'], 1, '256');
   if (typeof v.system === 'string') s.system = v.system;
   return s;
-}
-
-function int(flag: string, text: unknown, min: number): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a whole number ≥ ${min}`, { hint: `e.g. --${flag} ${Math.max(min, 1) * 8}` });
-  return n;
-}
-
-function real(flag: string, text: unknown, min: number, max: number): number {
-  const n = Number(text);
-  if (typeof text !== 'string' || text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a number from ${min} to ${max}`, { hint: `e.g. --${flag} ${max === 1 ? 0.9 : 0.7}` });
-  }
-  return n;
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

@@ -13,6 +13,7 @@ import { verifyRegistry } from '../../serve/verify.js';
 import { defaultStoreRoot } from '../../store/store.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { EXIT } from '../exit-codes.js';
+import { wholeNumber } from '../flag-values.js';
 import { humanBytes } from '../format.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3600_000, d: 86400_000 };
@@ -30,15 +31,6 @@ function positiveDuration(flag: string, text: string): number {
   const ms = parseDuration(flag, text);
   if (ms <= 0) throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: must be longer than 0`, { hint: `e.g. --${flag} 24h` });
   return ms;
-}
-
-/** A whole number of at least `min` (1: a zero would otherwise quietly mean the default or nothing). */
-function wholeNumber(flag: string, text: string, min: 0 | 1, example: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isSafeInteger(n) || n < min) {
-    throw new PackError('USAGE', `--${flag} ${JSON.stringify(text)}: not a ${min === 1 ? 'positive' : 'non-negative'} whole number`, { hint: `e.g. --${flag} ${example}` });
-  }
-  return n;
 }
 
 function rootOf(ctx: Ctx, v: Record<string, unknown>): string {
