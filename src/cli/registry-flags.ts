@@ -44,6 +44,7 @@ export function transferOptions(ctx: Ctx, v: Record<string, unknown>): TransferO
   if (typeof v['ca-file'] === 'string') o.caFile = v['ca-file'];
   if (typeof v.concurrency === 'string') o.concurrency = wholeNumber('concurrency', v.concurrency, 1, '8');
   if (typeof v['chunk-size'] === 'string') o.chunkSize = parseSize('chunk-size', v['chunk-size']);
+  if (v.referrers) o.referrers = true;
   if (typeof v['stall-timeout'] === 'string') o.stallMs = wholeNumber('stall-timeout', v['stall-timeout'], 1, '8') * 1000;
   return o;
 }

@@ -224,6 +224,8 @@ export interface CopyOptions extends CopyGraphOptions {
   onSelect?(choice: Choice): void;
   /** How messages name the source (default srcRef, which for a registry is only the tag). */
   sourceName?: string;
+  /** Called with the root to copy (and its verified bytes) before anything is written; may refuse by throwing. */
+  beforeCopy?(root: Descriptor, bytes: Buffer): Promise<void>;
 }
 
 export interface CopyResult {
@@ -260,6 +262,7 @@ export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dst
       }
     }
   }
+  await opts.beforeCopy?.(root, bytes);
   const stats = await copyGraph(src, dst, root, opts, new Map([[root.digest, bytes]]));
   const plain: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
   if (root.artifactType) plain.artifactType = root.artifactType;

@@ -8,6 +8,9 @@ import { PackError } from '../errors.js';
 import type { Target } from '../content/storage.js';
 import { copy, type CopyEvent, type CopyResult } from '../graph/copy.js';
 import type { Choice, Selection } from '../graph/select.js';
+import { copyReferrers, planReferrers, type PlannedReferrer } from '../graph/copy-referrers.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { referrerSink, referrerSource } from './referrer-sides.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import { DockerCredentialStore } from '../registry/auth/credentials.js';
 import { RegistryClient, type ClientOptions } from '../registry/client.js';
@@ -27,12 +30,16 @@ export interface TransferOptions extends ClientOptions {
   onSelect?(choice: Choice): void;
   /** Environment for DOCKER_CONFIG and credential helpers (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Also copy the referrers (SBOMs, signatures, …) of what is copied, recursively (`--referrers`). */
+  referrers?: boolean;
 }
 
 export interface TransferResult extends CopyResult {
   source: string;
   destination: string;
   seconds: number;
+  /** With `referrers`: how many referrers went along (copied or already there). */
+  referrers?: number;
 }
 
 interface Endpoint {
@@ -85,18 +92,31 @@ export async function transfer(
     const src = endpoint(srcRef, sides.source, store, client, opts);
     const dst = endpoint(dstRef, sides.destination, store, client, opts);
     const sameRegistry = src.remote && dst.remote && src.remote.host === dst.remote.host && src.remote.name !== dst.remote.name;
-    const result = await copy(src.target, src.ref, dst.target, dst.ref, {
+    const graphOpts = {
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      verb: dst.remote ? ('uploading' as const) : ('downloading' as const),
+      revisitExistingRoot: !dst.remote,
+      ...(sameRegistry ? { mountFrom: () => [src.remote!.name] } : {}),
+    };
+    // --referrers: the whole referrer graph is read and checked before anything is written.
+    let planned: PlannedReferrer[] | undefined;
+    const result = await copy(src.target, src.ref, dst.target, dst.ref, {
+      ...graphOpts,
       ...(opts.select && !dst.remote ? { select: opts.select } : {}),
       ...(opts.onSelect ? { onSelect: opts.onSelect } : {}),
       sourceName: src.display,
-      verb: dst.remote ? 'uploading' : 'downloading',
-      revisitExistingRoot: !dst.remote,
-      ...(sameRegistry ? { mountFrom: () => [src.remote!.name] } : {}),
+      ...(opts.referrers ? { beforeCopy: async (root: Descriptor, bytes: Buffer) => void (planned = await planReferrers(src.target, referrerSource(src.target), root, bytes, graphOpts)) } : {}),
     });
-    return { ...result, source: src.display, destination: dst.display, seconds: (Date.now() - started) / 1000 };
+    const out: TransferResult = { ...result, source: src.display, destination: dst.display, seconds: 0 };
+    if (planned) {
+      const r = await copyReferrers(src.target, dst.target, referrerSink(dst.target), planned, graphOpts);
+      for (const k of Object.keys(r.stats) as (keyof typeof r.stats)[]) out.stats[k] += r.stats[k];
+      out.referrers = r.referrers;
+    }
+    out.seconds = (Date.now() - started) / 1000;
+    return out;
   } finally {
     client.close();
   }

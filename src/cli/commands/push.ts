@@ -9,14 +9,17 @@ import { humanBytes, plural, table } from '../format.js';
 import { REGISTRY_HELP, REGISTRY_OPTIONS, parseSize, transferDisplay, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
 
+const REFERRERS_HELP = '--referrers          also copy the artifacts that refer to it (SBOMs, eval results, signatures), and theirs (8 levels)';
+const WITH_REFERRERS = { ...REGISTRY_OPTIONS, referrers: { type: 'boolean' } } as const;
+
 function report(ctx: Ctx, v: Record<string, unknown>, verb: string, r: TransferResult, extra: Record<string, unknown> = {}): number {
   if (v.json) {
     ctx.stdout.write(
-      JSON.stringify({ event: 'result', source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType, size: r.root.size, ...r.stats, seconds: r.seconds, ...extra }) + '\n',
+      JSON.stringify({ event: 'result', source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType, size: r.root.size, ...r.stats, ...(r.referrers === undefined ? {} : { referrers: r.referrers }), seconds: r.seconds, ...extra }) + '\n',
     );
   } else if (!ctx.quiet && !v.quiet) {
     const moved = r.stats.transferred ? `${plural(r.stats.transferred, 'blob')}, ${humanBytes(r.stats.bytes)}` : 'no blobs moved';
-    ctx.stdout.write(`${verb} ${r.destination}@${r.root.digest} (${moved}; ${r.stats.skipped} already there${r.stats.mounted ? `, ${r.stats.mounted} mounted` : ''}) in ${r.seconds.toFixed(1)} s\n`);
+    ctx.stdout.write(`${verb} ${r.destination}@${r.root.digest} (${moved}; ${r.stats.skipped} already there${r.stats.mounted ? `, ${r.stats.mounted} mounted` : ''}${r.referrers === undefined ? '' : `; ${plural(r.referrers, 'referrer')}`}) in ${r.seconds.toFixed(1)} s\n`);
   }
   return 0;
 }
@@ -38,8 +41,8 @@ export const push: CommandSpec = {
   name: 'push',
   usage: 'mpk push REF | mpk push SOURCE TARGET',
   summary: 'Push a model from the store to a registry. REF names both (HOST[:PORT]/NAME:TAG); with two\nreferences the local SOURCE is pushed as TARGET. Blobs the registry has are skipped.',
-  help: REGISTRY_HELP,
-  options: REGISTRY_OPTIONS,
+  help: [REFERRERS_HELP, ...REGISTRY_HELP],
+  options: WITH_REFERRERS,
   args: [1, 2],
   async run(ctx, v, [src, dst]) {
     const r = await withStore(ctx, (store) => run(ctx, v, `Pushing ${dst ?? src}`, (o) => pushModel(store, src!, dst ?? src!, o)));
@@ -57,9 +60,10 @@ export const pull: CommandSpec = {
     '--variant V          from an index: the manifest with an annotation equal to V (e.g. Q4_K_M, or KEY=VALUE)',
     '--platform OS/ARCH   from an index: the manifest for this platform',
     '--memory SIZE        from an index, with neither: the best variant whose weights fit 80% of SIZE (default: free memory)',
+    REFERRERS_HELP,
     ...REGISTRY_HELP,
   ],
-  options: { ...REGISTRY_OPTIONS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  options: { ...WITH_REFERRERS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' } },
   args: [1, 1],
   async run(ctx, v, [src]) {
     if (v['dry-run']) {
@@ -124,8 +128,8 @@ export const copyCommand: CommandSpec = {
   name: 'copy',
   usage: 'mpk copy SOURCE TARGET',
   summary: 'Copy a model between registries, repositories or the store (a name without HOST is local).\nWithin one registry, blobs are mounted rather than sent again. An index is copied whole.',
-  help: REGISTRY_HELP,
-  options: REGISTRY_OPTIONS,
+  help: [REFERRERS_HELP, ...REGISTRY_HELP],
+  options: WITH_REFERRERS,
   args: [2, 2],
   async run(ctx, v, [src, dst]) {
     const r = await withStore(ctx, (store) => run(ctx, v, `Copying ${src} to ${dst}`, (o) => transfer(store, src!, dst!, o)));
