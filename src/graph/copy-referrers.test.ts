@@ -87,6 +87,11 @@ test('--referrers: store → mpk serve → docker-registry → mpk serve → sto
   await ok(f, 'copy', `${reg.host}/r/m:1`, `${s.host}/back/m:1`, '--referrers', '-q');
   assert.deepEqual(await tree(f, `${s.host}/back/m:1`), want);
   const g = await fixture(t, 'store2');
+  const plan = JSON.parse(await ok(g, 'pull', '--dry-run', `${reg.host}/r/m:1`, '--referrers', '--json'));
+  assert.equal(plan.referrers, 3);
+  assert.equal(plan.entries.filter((e: { kind: string }) => e.kind === 'referrer').length, 3);
+  assert.ok(plan.entries.some((e: { path?: string }) => e.path === 'sig.bin'), 'the referrers\' files are listed');
+  assert.match(await ok(g, 'pull', '--dry-run', `${reg.host}/r/m:1`, '--referrers'), /; 3 referrers with it; dry run/);
   await ok(g, 'pull', `${reg.host}/r/m:1`, '--referrers', '-q');
   const digest = (want as { digest: string }).digest;
   assert.deepEqual(await tree(g, digest), want, 'in the store (a bare digest names a stored manifest)');

@@ -8,6 +8,9 @@
  * Every byte of a response body is counted (`fetchedBytes`); a blob over 1 MiB is never asked for.
  */
 import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { ReadOnlyStorage } from '../content/storage.js';
+import { planReferrers } from '../graph/copy-referrers.js';
 import { join } from 'node:path';
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -52,13 +55,28 @@ class MetadataSource implements ModelSource {
   }
 
   async readManifest(desc: Descriptor): Promise<ParsedManifest> {
+    return parseManifest(await this.manifestBytes(desc), desc.mediaType, desc.digest);
+  }
+
+  async manifestBytes(desc: Descriptor): Promise<Buffer> {
     let bytes = this.manifests.get(desc.digest);
     if (!bytes) {
       bytes = (await this.repo.fetchManifest(desc, { signal: this.signal })).bytes;
       this.fetchedBytes += bytes.length;
       this.manifests.set(desc.digest, bytes);
     }
-    return parseManifest(bytes, desc.mediaType, desc.digest);
+    return bytes;
+  }
+
+  /** Manifests only, counted (what planReferrers reads). */
+  asStorage(): ReadOnlyStorage {
+    return {
+      fetch: async (d) => {
+        if (!isManifestLike(d.mediaType)) throw new PackError('UNSUPPORTED', `${d.digest}: a dry run reads manifests only`);
+        return Readable.from([await this.manifestBytes(d)]);
+      },
+      exists: async () => false,
+    };
   }
 
   async readBlob(desc: Descriptor, maxBytes: number): Promise<Buffer | undefined> {
@@ -193,6 +211,8 @@ export interface PullPlan {
   /** Whether the destination name already points at `root` (`same`), at something else, or at nothing. */
   tag: 'same' | 'other' | 'none';
   entries: PlanEntry[];
+  /** With `--referrers`: the referrers that would go along (their manifests are entries of kind `referrer`). */
+  referrers?: number;
   totals: { blobs: number; fetch: number; fetchBytes: number; present: number; presentBytes: number };
   /** Body bytes the plan read from the registry. */
   fetchedBytes: number;
@@ -222,10 +242,10 @@ export async function planPull(store: LocalStore, reference: string, opts: Trans
       }
       entries.push(e);
     };
-    const walk = async (d: Descriptor, depth: number): Promise<void> => {
+    const walk = async (d: Descriptor, depth: number, kind?: string): Promise<void> => {
       if (depth > MAX_DEPTH) throw new PackError('INVALID_MANIFEST', `${reference}: indexes nested deeper than ${MAX_DEPTH} levels`);
       const p = await src.readManifest(d);
-      await add(d, p.kind);
+      await add(d, kind ?? p.kind);
       if (p.kind === 'index') {
         for (const c of p.index.manifests) if (isManifestLike(c.mediaType)) await walk(c, depth + 1);
         return;
@@ -245,6 +265,12 @@ export async function planPull(store: LocalStore, reference: string, opts: Trans
       for (const c of childDescriptors(p)) if (c !== m.config && !m.layers.includes(c) && c !== m.subject) await add(c, 'blob');
     };
     await walk(root, 0);
+    let referrers: number | undefined;
+    if (opts.referrers) {
+      const planned = await planReferrers(src.asStorage(), src.repo, root, await src.manifestBytes(root), opts.signal ? { signal: opts.signal } : {});
+      for (const r of planned) await walk(r.desc, 0, 'referrer');
+      referrers = planned.length;
+    }
     const destination = pullDestination(reference);
     const tagged = await store.resolve(destination).catch(() => undefined);
     const totals = { blobs: entries.length, fetch: 0, fetchBytes: 0, present: 0, presentBytes: 0 };
@@ -259,6 +285,7 @@ export async function planPull(store: LocalStore, reference: string, opts: Trans
       root: { mediaType: root.mediaType, digest: root.digest, size: root.size },
       tag: !tagged ? 'none' : tagged.digest === root.digest ? 'same' : 'other',
       entries,
+      ...(referrers === undefined ? {} : { referrers }),
       totals,
       fetchedBytes: src.fetchedBytes,
     };

@@ -120,7 +120,7 @@ function printPlan(ctx: Ctx, v: Record<string, unknown>, plan: PullPlan): void {
   ctx.stdout.write(table(['ACTION', 'SIZE', 'DIGEST', 'KIND', 'PATH'], rows));
   const t = plan.totals;
   ctx.stdout.write(
-    `would fetch ${plural(t.fetch, 'blob')}, ${humanBytes(t.fetchBytes)}; ${t.present} already in the store (${humanBytes(t.presentBytes)}); dry run: read ${humanBytes(plan.fetchedBytes)} of manifests, wrote nothing\n`,
+    `would fetch ${plural(t.fetch, 'blob')}, ${humanBytes(t.fetchBytes)}; ${t.present} already in the store (${humanBytes(t.presentBytes)})${plan.referrers === undefined ? '' : `; ${plural(plan.referrers, 'referrer')} with it`}; dry run: read ${humanBytes(plan.fetchedBytes)} of manifests, wrote nothing\n`,
   );
 }
 
