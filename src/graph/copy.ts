@@ -24,8 +24,9 @@ import {
 import type { Descriptor } from '../oci/descriptor.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES, childDescriptors, isManifestLike, parseManifest } from '../oci/manifest.js';
-import { ANNOTATION_TITLE } from '../oci/media-types.js';
+import { ANNOTATION_TITLE, isIndexMediaType } from '../oci/media-types.js';
 import { Limiter } from '../internal/limiter.js';
+import { indexLevels } from './index-depth.js';
 import { chooseManifest, manifestMatchesVariant, type Choice, type Selection } from './select.js';
 
 /** Indexes nested deeper than this are refused (INVALID_MANIFEST) before anything is stored. */
@@ -158,6 +159,8 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
   // depth: how many indexes lie above d (the root is at 0)
   const copyManifest = async (d: Descriptor, depth: number): Promise<void> => {
     if ((d !== root || !opts.revisitExistingRoot) && (await dst.exists(d, { signal }))) {
+      // Skipped, but an index already there still counts towards the depth limit.
+      if (isIndexMediaType(d.mediaType)) await indexLevels(src, d, MAX_INDEX_DEPTH - depth, { signal });
       stats.skipped++;
       emit(d, 'exists');
       return;

@@ -183,14 +183,22 @@ test('bad indexes in a copy walk: nested deeper than 8, an entry that is no mani
   const e = { ...env, MPK_HOME: join(dir, 'copy') };
   const fine = await mpk(e, dir, 'copy', '-q', `${s.host}/m/deep:d8`, 'local/deep:d8');
   assert.equal(fine.code, 0, fine.stderr);
-  // into a store that does not hold d8 already (an index the destination has is not walked again)
-  const e9 = { ...env, MPK_HOME: join(dir, 'copy9') };
-  const deep = await mpk(e9, dir, 'copy', '--json', `${s.host}/m/deep:d9`, 'local/deep:d9');
-  assert.notEqual(deep.code, 0);
-  const err = json(deep.stderr.trim().split('\n').pop()!);
-  assert.equal(err.error?.code ?? err.code, 'INVALID_MANIFEST', deep.stderr);
-  assert.match(deep.stderr, /indexes nested more than 8 deep/);
-  assert.deepEqual((await mpk(e9, dir, 'ls', '-q')).stdout, '', 'd9 not stored');
+  // into a fresh store, and into the store that holds d8 already (an index the destination has is
+  // skipped by the copy, but still counts towards the limit)
+  for (const home of [join(dir, 'copy9'), e.MPK_HOME]) {
+    const e9 = { ...env, MPK_HOME: home };
+    const deep = await mpk(e9, dir, 'copy', '--json', `${s.host}/m/deep:d9`, 'local/deep:d9');
+    assert.notEqual(deep.code, 0);
+    const err = json(deep.stderr.trim().split('\n').pop()!);
+    assert.equal(err.error?.code ?? err.code, 'INVALID_MANIFEST', deep.stderr);
+    assert.match(deep.stderr, /indexes nested more than 8 deep/);
+    assert.ok(!(await mpk(e9, dir, 'ls', '-q')).stdout.includes('d9'), 'd9 not stored');
+  }
+  // the same in a registry that holds d8 (same repository: nothing to copy but the root)
+  const again = await mpk(env, dir, 'copy', '-q', `${s.host}/m/deep:d9`, `${s.host}/m/deep:again`);
+  assert.equal(again.code, 4, again.stderr);
+  assert.match(again.stderr, /indexes nested more than 8 deep/);
+  assert.equal((await request(`${s.url}/v2/m/deep/manifests/again`, { headers: { accept: OCI_INDEX } })).status, 404, 'no tag written');
 
   // an index whose entry is a weight blob: refused by the walk (push) and by pull's selection
   const weight = json((await mpk(env, dir, 'inspect', '--json', 'm/tiny:q8_0')).stdout).files[0];
