@@ -27,7 +27,7 @@ import { MAX_MANIFEST_BYTES, childDescriptors, isManifestLike, parseManifest } f
 import { ANNOTATION_TITLE, isIndexMediaType } from '../oci/media-types.js';
 import { Limiter } from '../internal/limiter.js';
 import { indexLevels } from './index-depth.js';
-import { chooseManifest, manifestMatchesVariant, type Choice, type Selection } from './select.js';
+import { chooseNested, manifestMatchesVariant, type Choice, type Selection } from './select.js';
 
 /** Indexes nested deeper than this are refused (INVALID_MANIFEST) before anything is stored. */
 export const MAX_INDEX_DEPTH = 8;
@@ -251,8 +251,7 @@ export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dst
     const where = opts.sourceName ?? srcRef;
     const parsed = parseManifest(bytes, root.mediaType, where);
     if (parsed.kind === 'index') {
-      checkIndexEntries(parsed.index.manifests, where);
-      const choice = chooseManifest(parsed.index, opts.select, where);
+      const choice = await chooseNested(parsed.index, opts.select, where, (d) => fetchManifestBytes(src, d, opts.signal));
       opts.onSelect?.(choice);
       root = choice.descriptor;
       bytes = await fetchManifestBytes(src, root, opts.signal);

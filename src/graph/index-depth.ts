@@ -11,22 +11,22 @@ import { isIndexMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/manifest.js';
 import { MAX_INDEX_DEPTH, checkIndexEntries, fetchManifestBytes } from './copy.js';
 
-export function tooDeep(digest: string): PackError {
-  return new PackError('INVALID_MANIFEST', `${digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { hint: 'nothing was stored; an index of indexes this deep is not a model' });
+export function tooDeep(what: string): PackError {
+  return new PackError('INVALID_MANIFEST', `${what}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { hint: 'nothing was stored; an index of indexes this deep is not a model' });
 }
 
 /**
  * The index levels under `desc` (reading indexes only, each once); INVALID_MANIFEST past `limit`
  * levels (default MAX_INDEX_DEPTH) or for an index entry that is not a manifest or index.
  */
-export async function indexLevels(src: ReadOnlyStorage, desc: Descriptor, limit = MAX_INDEX_DEPTH, opts: CallOptions = {}): Promise<number> {
+export async function indexLevels(src: ReadOnlyStorage, desc: Descriptor, limit = MAX_INDEX_DEPTH, opts: CallOptions & { name?: string } = {}): Promise<number> {
   const known = new Map<string, number>();
   const levels = async (d: Descriptor, room: number): Promise<number> => {
     if (!isIndexMediaType(d.mediaType)) return 0;
-    if (room <= 0) throw tooDeep(d.digest);
+    if (room <= 0) throw tooDeep(opts.name ?? d.digest);
     const had = known.get(d.digest);
     if (had !== undefined) {
-      if (had > room) throw tooDeep(d.digest);
+      if (had > room) throw tooDeep(opts.name ?? d.digest);
       return had;
     }
     const parsed = parseManifest(await fetchManifestBytes(src, d, opts.signal), d.mediaType, d.digest);

@@ -3,13 +3,13 @@
  * `--variant` (an annotation value such as a quantization, or `key=value`), or the only one; with
  * neither, among model variants that say their quantization and weight bytes (mpk index create),
  * the highest precision whose weights fit the memory available (precision.ts); else an error
- * that lists what there is to choose from.
+ * that lists what there is to choose from. Through nested indexes: chooseNested.
  */
 import { freemem } from 'node:os';
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { isManifestLike, type Index } from '../oci/manifest.js';
-import { ANNOTATION_QUANTIZATION, ANNOTATION_WEIGHT_BYTES } from '../oci/media-types.js';
+import { isManifestLike, parseManifest, type Index } from '../oci/manifest.js';
+import { ANNOTATION_QUANTIZATION, ANNOTATION_WEIGHT_BYTES, isIndexMediaType } from '../oci/media-types.js';
 import { chooseByMemory, precisionName, type Candidate } from './precision.js';
 import type { Manifest } from '../oci/manifest.js';
 
@@ -147,4 +147,42 @@ export function manifestMatchesVariant(m: Manifest, config: Uint8Array | undefin
   }
   const want = variant.toLowerCase();
   return values.some((v) => v.toLowerCase() === want);
+}
+
+/** Nested indexes followed at most by chooseNested (as the copy walk allows). */
+const MAX_SELECT_LEVELS = 8;
+
+/**
+ * chooseManifest through nested indexes (platforms of quantizations, say): an entry that is an
+ * index is chosen from in turn, each rule applying at the level whose entries satisfied it
+ * (`--platform` picks the platform's index, `--variant` a manifest inside it); with neither, the
+ * automatic choice at each level. `read` gives a chosen index's verified bytes. Ends at a manifest
+ * (not read).
+ */
+export async function chooseNested(index: Index, sel: Selection, where: string, read: (d: Descriptor) => Promise<Buffer>): Promise<Choice> {
+  let current = index;
+  let rest: Selection = { ...sel };
+  const reasons: string[] = [];
+  for (let level = 1; ; level++) {
+    const bad = current.manifests.find((e) => !isManifestLike(e.mediaType));
+    if (bad) throw new PackError('INVALID_MANIFEST', `${where}: index entry ${bad.digest} is a ${bad.mediaType}, not a manifest or index`, { hint: 'nothing was stored' });
+    // A rule no entry of this level can satisfy waits for the level below, when there is one.
+    const here: Selection = { ...rest };
+    if (current.manifests.some((e) => isIndexMediaType(e.mediaType))) {
+      if (here.variant && !current.manifests.some((e) => matchesVariant(e, here.variant!))) delete here.variant;
+      if (here.platform && !current.manifests.some((e) => platformOf(e) !== undefined)) delete here.platform;
+    }
+    const choice = chooseManifest(current, here, where);
+    if (choice.reason) reasons.push(choice.reason);
+    const d = choice.descriptor;
+    if (!isIndexMediaType(d.mediaType)) return { descriptor: d, ...(reasons.length ? { reason: reasons.join('; then ') } : {}) };
+    if (level >= MAX_SELECT_LEVELS) throw new PackError('INVALID_MANIFEST', `${where}: indexes nested more than ${MAX_SELECT_LEVELS} deep`, { hint: 'nothing was stored' });
+    const parsed = parseManifest(await read(d), d.mediaType, d.digest);
+    if (parsed.kind !== 'index') throw new PackError('INVALID_MANIFEST', `${where}: entry ${d.digest} says it is an index but is not one`);
+    current = parsed.index;
+    // A rule the chosen entry satisfied is used up; the others apply further down.
+    rest = { ...rest };
+    if (here.platform) delete rest.platform;
+    if (here.variant) delete rest.variant;
+  }
 }

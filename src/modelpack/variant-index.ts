@@ -7,8 +7,9 @@
  * updates an entry of the same digest in place; `rm` keeps the order of the rest). The same
  * variants in the same order give the same digest.
  *
- * Variants must be model manifests (ModelPack, Docker Model Runner or Ollama) of one artifact
- * type: nested indexes are refused (not supported), as is anything else.
+ * Variants must be model manifests (ModelPack, Docker Model Runner or Ollama) or indexes of them
+ * (nested: platforms of quantizations, say; at most MAX_INDEX_DEPTH levels in all), of one
+ * artifact type; anything else is refused.
  */
 import { PackError } from '../errors.js';
 import type { Descriptor, Platform } from '../oci/descriptor.js';
@@ -26,6 +27,8 @@ import {
   isManifestMediaType,
 } from '../oci/media-types.js';
 import { precisionName } from '../graph/precision.js';
+import { MAX_INDEX_DEPTH } from '../graph/copy.js';
+import { indexLevels } from '../graph/index-depth.js';
 import { modelMeta, type ModelMeta } from '../interop/metadata.js';
 import type { LocalStore } from '../store/store.js';
 import { modelView } from './model-view.js';
@@ -68,17 +71,13 @@ export interface VariantInfo {
   stored?: boolean;
 }
 
-/** The index entry of one stored model: its descriptor with the variant annotations. */
+/** The index entry of one stored model (its descriptor with the variant annotations), or of a stored index (nested). */
 export async function variantEntry(store: LocalStore, arg: VariantArg): Promise<Descriptor> {
   const desc = await store.resolve(arg.reference);
-  if (isIndexMediaType(desc.mediaType)) {
-    throw new PackError('UNSUPPORTED', `${arg.reference}: is an index; the variants of an index must be models (nested indexes are not supported)`, {
-      hint: 'name the models themselves (see mpk inspect of that index)',
-    });
-  }
+  if (isIndexMediaType(desc.mediaType)) return nestedEntry(store, arg, desc);
   const parsed = await store.readManifest(desc);
   if (parsed.kind !== 'manifest' || !isManifestMediaType(desc.mediaType)) {
-    throw new PackError('UNSUPPORTED', `${arg.reference}: is an index; the variants of an index must be models (nested indexes are not supported)`);
+    throw new PackError('INVALID_MANIFEST', `${arg.reference}: is a ${desc.mediaType}, neither a model manifest nor an index`);
   }
   const m = parsed.manifest;
   const view = modelView(m);
@@ -96,6 +95,24 @@ export async function variantEntry(store: LocalStore, arg: VariantArg): Promise<
   if (meta.format) annotations[ANNOTATION_FORMAT] = meta.format;
   if (meta.paramSize) annotations[ANNOTATION_PARAM_SIZE] = meta.paramSize;
   const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: artifactTypeOf(m), annotations };
+  if (arg.platform) entry.platform = arg.platform;
+  return entry;
+}
+
+/**
+ * An index as an entry of another (platforms of quantizations, say): its entries must be manifests
+ * or indexes, and the new index may not nest more than MAX_INDEX_DEPTH levels (as a copy allows).
+ * The entry carries the nested index's artifact type, and the platform where given.
+ */
+async function nestedEntry(store: LocalStore, arg: VariantArg, desc: Descriptor): Promise<Descriptor> {
+  const parsed = await store.readManifest(desc);
+  if (parsed.kind !== 'index') throw new PackError('INVALID_MANIFEST', `${arg.reference}: says it is an index but is not one`);
+  // One level is the new index's: what it names may nest at most MAX_INDEX_DEPTH - 1 more.
+  await indexLevels(store, desc, MAX_INDEX_DEPTH - 1, { name: `${arg.reference} (as an entry of a new index)` });
+  const types = [...new Set(parsed.index.manifests.map((e) => e.artifactType))];
+  const artifactType = parsed.index.artifactType ?? (types.length === 1 ? types[0] : undefined);
+  const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+  if (artifactType) entry.artifactType = artifactType;
   if (arg.platform) entry.platform = arg.platform;
   return entry;
 }
@@ -208,7 +225,7 @@ async function matchEntries(store: LocalStore, entries: Descriptor[], s: string)
 }
 
 function entryName(e: Descriptor): string {
-  return `${e.annotations?.[ANNOTATION_QUANTIZATION] ?? '?'} (${e.digest.slice(0, 19)})`;
+  return `${e.annotations?.[ANNOTATION_QUANTIZATION] ?? (isIndexMediaType(e.mediaType) ? 'index' : '?')} (${e.digest.slice(0, 19)})`;
 }
 
 /** What each entry of an index says, and whether the variant is in the store. */

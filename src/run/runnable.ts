@@ -6,8 +6,9 @@
  */
 import { PackError } from '../errors.js';
 import { ENGINES_FOR_FORMAT } from '../engine/engines.js';
-import { chooseManifest, manifestMatchesVariant, type Selection } from '../graph/select.js';
+import { chooseNested, manifestMatchesVariant, type Selection } from '../graph/select.js';
 import { loadModel, type LoadedModel } from '../interop/load-model.js';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import type { LoadOptions } from '../engine/engine.js';
 import type { LocalStore } from '../store/store.js';
 import { classifyGgufFiles, type GgufRoles } from './gguf-roles.js';
@@ -79,7 +80,7 @@ async function loadStored(store: LocalStore, reference: string, select: Selectio
     }
     return { model };
   }
-  const choice = chooseManifest(parsed.index, select, reference);
+  const choice = await chooseNested(parsed.index, select, reference, (d) => store.blobs.read(d, MAX_MANIFEST_BYTES));
   const chosen = choice.descriptor;
   if (!(await store.exists(chosen))) {
     throw new PackError('NOT_FOUND', `${reference}: variant ${chosen.digest} is not in the store`, { hint: `pull it: mpk pull ${reference}${select.variant ? ` --variant ${select.variant}` : ''}` });

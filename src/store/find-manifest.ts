@@ -42,6 +42,20 @@ export async function findManifest(store: LocalStore, index: IndexDoc, reference
   return strip(hit);
 }
 
+/** A stored entry with that digest under the index `d` (levels deep at most), or undefined. */
+async function underIndex(store: LocalStore, d: Descriptor, digest: string, levels: number): Promise<Descriptor | undefined> {
+  if (levels <= 0 || !isIndexMediaType(d.mediaType)) return undefined;
+  const parsed = await store.readManifest(d).catch(() => undefined);
+  if (parsed?.kind !== 'index') return undefined;
+  const child = parsed.index.manifests.find((c) => c.digest === digest);
+  if (child && (await store.blobs.exists(child))) return child;
+  for (const c of parsed.index.manifests) {
+    const hit = await underIndex(store, c, digest, levels - 1);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
 /** The stored name of a reference: `name:tag` (no digest). */
 export function tagName(ref: Reference): string {
   return formatReference({ ...ref, digest: undefined } as Reference);
@@ -67,12 +81,11 @@ async function inRepository(store: LocalStore, index: IndexDoc, ref: Reference, 
   const entries = entriesOf(index, ref);
   const direct = entries.find((m) => m.digest === ref.digest);
   if (direct) return strip(direct);
-  // A platform manifest of an index stored under this name belongs to the repository too.
+  // A platform manifest of an index stored under this name belongs to the repository too (at any
+  // of the 8 levels an index may nest).
   for (const m of entries) {
-    if (!isIndexMediaType(m.mediaType)) continue;
-    const parsed = await store.readManifest(strip(m)).catch(() => undefined);
-    const child = parsed?.kind === 'index' ? parsed.index.manifests.find((c) => c.digest === ref.digest) : undefined;
-    if (child && (await store.blobs.exists(child))) return strip(child);
+    const child = await underIndex(store, strip(m), ref.digest!, 8);
+    if (child) return strip(child);
   }
   const where = ref.tag ? tagName(ref) : referenceName(ref);
   const elsewhere = index.manifests.filter((m) => m.digest === ref.digest).map(refNameOf).filter((n) => n !== undefined);

@@ -21,7 +21,7 @@ import { formatReference, parseReference, type Reference } from '../oci/referenc
 import { describeModel, type ModelDetails, type ModelSource } from '../modelpack/inspect.js';
 import { modelView } from '../modelpack/model-view.js';
 import { variantsOf, type VariantInfo } from '../modelpack/variant-index.js';
-import { selectManifest, type Selection } from '../graph/select.js';
+import { chooseNested, type Selection } from '../graph/select.js';
 import { getManifest } from '../registry/remote-manifests.js';
 import { RemoteRepository } from '../registry/repository.js';
 import { mapBounded } from '../internal/map-bounded.js';
@@ -226,7 +226,7 @@ export async function planPull(store: LocalStore, reference: string, opts: Trans
   return withSource(reference, opts, async (src, ref, part) => {
     const { desc: resolved, parsed } = await src.root(part);
     let root = resolved;
-    if (parsed.kind === 'index') root = selectManifest(parsed.index, opts.select ?? ({} as Selection), reference);
+    if (parsed.kind === 'index') root = (await chooseNested(parsed.index, opts.select ?? ({} as Selection), reference, (d) => src.manifestBytes(d))).descriptor;
     const entries: PlanEntry[] = [];
     const seen = new Set<string>();
     const add = async (d: Descriptor, kind: string, path?: string) => {

@@ -90,10 +90,20 @@ test('index create: one entry per variant with its annotations, deterministic; a
   assert.deepEqual(insj.variants[2], { digest: digests.Q8_0, mediaType: OCI_MANIFEST, size: q8.size, artifactType: q8.artifactType, quantization: 'Q8_0', format: 'gguf', paramSize: '165K', weightBytes: Number(q8.annotations['org.cncf.model.weight.bytes']), platform: 'linux/arm64/v8', stored: true });
   assert.equal(insj.manifest.mediaType, OCI_INDEX);
 
-  // refusals: an index as a variant, something that is not a model, a variant given twice
-  const nested = await mpk(env, dir, 'index', 'create', 'm/tiny:nest', 'm/tiny:all');
-  assert.equal(nested.code, 2);
-  assert.match(nested.stderr, /m\/tiny:all: is an index; the variants of an index must be models \(nested indexes are not supported\)/);
+  // nested: an index of indexes, 8 levels in all at most; deeper is refused and nothing stored
+  const nested = await mpk(env, dir, 'index', 'create', '--json', 'm/tiny:nest', 'm/tiny:all');
+  assert.equal(nested.code, 0, nested.stderr);
+  assert.deepEqual(json(nested.stdout).manifests, [{ mediaType: OCI_INDEX, digest: idx.digest, size: desc.size, artifactType: idx.artifactType }]);
+  let prev = 'm/tiny:nest';
+  for (let level = 3; level <= 8; level++) {
+    const r = await mpk(env, dir, 'index', 'create', `m/tiny:n${level}`, prev);
+    assert.equal(r.code, 0, r.stderr);
+    prev = `m/tiny:n${level}`;
+  }
+  const tooDeep = await mpk(env, dir, 'index', 'create', 'm/tiny:n9', prev);
+  assert.equal(tooDeep.code, 4, tooDeep.stderr);
+  assert.match(tooDeep.stderr, /m\/tiny:n8 \(as an entry of a new index\): indexes nested more than 8 deep\. Hint: nothing was stored/);
+  // refusals: something that is not a model, a variant given twice
   const cfg = Buffer.from('{}');
   const cfgDesc = { mediaType: OCI_IMAGE_CONFIG, digest: digestBytes(cfg), size: cfg.length };
   const img = canonicalJsonBytes({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: cfgDesc, layers: [] });
@@ -107,7 +117,7 @@ test('index create: one entry per variant with its annotations, deterministic; a
   assert.match((await mpk(env, dir, 'index', 'create', 'm/tiny:twice', 'm/tiny:f32', 'm/tiny:f32')).stderr, /given twice/);
   assert.match((await mpk(env, dir, 'index', 'create', 'm/tiny:p', 'm/tiny:f32,platform=linux')).stderr, /is not platform=OS\/ARCH/);
   assert.match((await mpk(env, dir, 'index', 'add', 'm/tiny:f32', 'm/tiny:f16')).stderr, /m\/tiny:f32: is a model, not an index/);
-  for (const ref of ['m/tiny:bad', 'm/tiny:nest', 'm/tiny:twice', 'm/tiny:p']) assert.ok(!ls.stdout.includes(ref) && !(await mpk(env, dir, 'ls', '-q')).stdout.includes(ref), `${ref} not stored`);
+  for (const ref of ['m/tiny:bad', 'm/tiny:n9', 'm/tiny:twice', 'm/tiny:p']) assert.ok(!ls.stdout.includes(ref) && !(await mpk(env, dir, 'ls', '-q')).stdout.includes(ref), `${ref} not stored`);
 });
 
 test('pull from an index on mpk serve: --variant, --variant with --platform, --memory choosing, and --variant on one model', async (t) => {
@@ -211,5 +221,44 @@ test('bad indexes in a copy walk: nested deeper than 8, an entry that is no mani
   assert.match(push.stderr, /INVALID_MANIFEST/);
   assert.match(push.stderr, /is a application\/vnd\.cncf\.model\.weight\.v1\.raw, not a manifest or index/);
   assert.equal((await request(`${s.url}/v2/m/broken/manifests/1`, { headers: { accept: OCI_INDEX } })).status, 404, 'nothing stored in the registry');
+  const ofBroken = await mpk(env, dir, 'index', 'create', 'm/of:broken', 'm/broken:1');
+  assert.equal(ofBroken.code, 4, ofBroken.stderr);
+  assert.match(ofBroken.stderr, /index entry sha256:\w+ is a application\/vnd\.cncf\.model\.weight\.v1\.raw, not a manifest or index/);
+  assert.ok(!(await mpk(env, dir, 'ls', '-q')).stdout.includes('m/of:broken'), 'not stored');
   void digests;
+});
+
+test('nested indexes: platforms of quantizations pushed, then pulled by --platform and --variant, --memory inside a platform, and dry run', async (t) => {
+  const { dir, env, digests } = await setup(t);
+  const s = await startTestServer(t);
+  const ok = async (e: NodeJS.ProcessEnv, ...argv: string[]) => {
+    const r = await mpk(e, dir, ...argv);
+    assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+  await ok(env, 'index', 'create', 'm/tiny:arm', 'm/tiny:f16', 'm/tiny:q8_0');
+  await ok(env, 'index', 'create', 'm/tiny:amd', 'm/tiny:f32', 'm/tiny:q8_0');
+  await ok(env, 'index', 'create', 'm/tiny:plats', 'm/tiny:arm,platform=linux/arm64', 'm/tiny:amd,platform=linux/amd64');
+  await ok(env, 'push', '-q', 'm/tiny:plats', `${s.host}/m/plats:1`);
+  const ref = `${s.host}/m/plats:1`;
+  const pulled = async (name: string, ...flags: string[]) => {
+    const e = { ...env, MPK_HOME: join(dir, name) };
+    const r = await ok(e, 'pull', '-q', ref, ...flags);
+    return { digest: json((await ok(e, 'inspect', '--json', ref)).stdout).digest as string, stderr: r.stderr, e };
+  };
+  assert.equal((await pulled('p1', '--platform', 'linux/arm64', '--variant', 'Q8_0')).digest, digests.Q8_0);
+  assert.equal((await pulled('p2', '--platform', 'linux/arm64', '--variant', 'f16')).digest, digests.F16);
+  const mem = await pulled('p3', '--platform', 'linux/amd64', '--memory', '300KiB');
+  assert.equal(mem.digest, digests.Q8_0);
+  assert.match(mem.stderr, /chose Q8_0/);
+  // --variant alone: the host's platform is taken first (entries for other platforms drop out)
+  const plan = json((await ok({ ...env, MPK_HOME: join(dir, 'p4') }, 'pull', '--dry-run', '--json', ref, '--platform', 'linux/arm64', '--variant', 'F16')).stdout);
+  assert.equal(plan.root.digest, digests.F16);
+  const none = await mpk({ ...env, MPK_HOME: join(dir, 'p5') }, dir, 'pull', ref, '--platform', 'linux/arm64', '--variant', 'F32');
+  assert.equal(none.code, 3, none.stderr);
+  assert.match(none.stderr, /no manifest in the index matches F32/);
+  // copied whole into a store, a variant two index levels down is named NAME@DIGEST
+  await ok(mem.e, 'copy', '-q', ref, 'l/plats:1');
+  assert.equal(json((await ok(mem.e, 'inspect', '--json', `l/plats@${digests.F32}`)).stdout).digest, digests.F32);
+  assert.equal((await mpk(mem.e, dir, 'inspect', `l/other@${digests.F32}`)).code, 3, 'not under another name');
 });
