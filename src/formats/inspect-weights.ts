@@ -153,7 +153,9 @@ async function describeGgufFiles(files: WeightFile[], wanted: boolean, out: Weig
     (units.get(key) ?? units.set(key, []).get(key)!).push(i);
   });
   const size = (u: number[]) => u.reduce((n, i) => n + files[i]!.size, 0);
-  const all = [...units.values()].sort((a, b) => size(b) - size(a));
+  // The largest model describes them, never a projector (which may be larger than a small model).
+  const proj = (u: number[]) => (/mmproj/i.test(files[u[0]!]!.path) ? 1 : 0);
+  const all = [...units.values()].sort((a, b) => proj(a) - proj(b) || size(b) - size(a));
   const main = all[0]!;
   const label = (u: number[]) => files[u[0]!]!.path + (u.length > 1 ? ` (${u.length} shards)` : '');
   if (all.slice(1).some((u) => !/mmproj/i.test(files[u[0]!]!.path))) {

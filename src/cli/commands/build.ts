@@ -2,6 +2,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { buildModel } from '../../build/build-model.js';
+import { buildVariants } from '../../build/build-variants.js';
 import { fsError, PackError } from '../../errors.js';
 import { creationTime } from '../../modelpack/config.js';
 import { parseModelfile } from '../../modelfile/parse.js';
@@ -12,13 +13,15 @@ import { withStore } from '../store.js';
 
 export const build: CommandSpec = {
   name: 'build',
-  usage: 'mpk build [-f Modelfile] -t NAME[:TAG] DIR|FILE',
+  usage: 'mpk build [-f Modelfile] -t NAME[:TAG] DIR|FILE | mpk build -t NAME:TAG --variants DIR | mpk build -t NAME:TAG FILE FILE...',
   summary:
     'Package the files of DIR (or one model FILE) as a ModelPack artifact: one raw layer per file, a config\n' +
     'and a manifest, stored and tagged in the local store. Without -f (and no DIR/Modelfile) the Modelfile is\n' +
     'generated: fields from config.json and the weights\' headers (GGUF, safetensors, ONNX). A Modelfile value\n' +
     'that contradicts the weights is kept, with a warning. FILE (e.g. model.gguf) is packaged alone; with -f,\n' +
-    'the Modelfile\'s paths are relative to FILE\'s directory.',
+    'the Modelfile\'s paths are relative to FILE\'s directory.\n' +
+    'Several model FILEs, or --variants DIR (each GGUF file or split set in DIR, with the shared files),\n' +
+    'build one model per weight, tagged TAG-<quantization>, and an index of them tagged NAME:TAG.',
   help: [
     '-t, --tag REF             name of the model (required), e.g. models/llama3:8b',
     '-f, --file PATH           Modelfile to use (default DIR/Modelfile if present; - for stdin)',
@@ -30,6 +33,8 @@ export const build: CommandSpec = {
     '--group-small-files       pack files under 1 MiB into one tar layer per directory (datasets of many',
     '                          small files: far fewer blobs to store and push; without it this happens only',
     '                          where one layer per file would pass the 4 MiB manifest limit)',
+    '--variants                DIR: one model per GGUF weight (or split set) with the other files, and an',
+    '                          index of them (as several FILEs do); see mpk index',
     '-c, --concurrency N       files hashed at once (default: number of CPUs)',
     '--json                    print the result as JSON',
     '-q, --quiet               print only the manifest digest',
@@ -42,14 +47,16 @@ export const build: CommandSpec = {
     'keep-file-metadata': { type: 'boolean' },
     'no-cache': { type: 'boolean' },
     'group-small-files': { type: 'boolean' },
+    variants: { type: 'boolean' },
     concurrency: { type: 'string', short: 'c' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
   },
-  args: [1, 1],
-  async run(ctx: Ctx, v, [dir]) {
+  args: [1, Infinity],
+  async run(ctx: Ctx, v, inputs) {
     if (!v.tag) throw new PackError('USAGE', 'build: no model name given', { hint: 'add -t NAME:TAG' });
-    const contextDir = resolve(ctx.cwd, dir!);
+    if (v.variants || inputs.length > 1) return runVariants(ctx, v, inputs);
+    const contextDir = resolve(ctx.cwd, inputs[0]!);
     const modelfile = await loadModelfile(ctx, v.file as string | undefined, contextDir);
     const concurrency = v.concurrency === undefined ? undefined : Number(v.concurrency);
     if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
@@ -85,6 +92,39 @@ export const build: CommandSpec = {
     return 0;
   },
 };
+
+/** Several weights at once: one model each and an index (build/build-variants.ts). */
+async function runVariants(ctx: Ctx, v: Record<string, unknown>, inputs: string[]): Promise<number> {
+  if (v.file !== undefined) throw new PackError('USAGE', 'build: -f does not go with --variants or several files', { hint: "each variant's Modelfile is generated from its own weights; build them one by one to use a Modelfile" });
+  const concurrency = v.concurrency === undefined ? undefined : Number(v.concurrency);
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
+    throw new PackError('USAGE', `--concurrency ${v.concurrency}: not a positive whole number`, { hint: 'e.g. -c 4' });
+  }
+  const r = await withStore(ctx, (store) =>
+    buildVariants(store, {
+      inputs: inputs.map((i) => resolve(ctx.cwd, i)),
+      reference: v.tag as string,
+      family: v['legacy-cnai'] ? 'cnai' : 'cncf',
+      keepFileMetadata: !!v['keep-file-metadata'],
+      createdAt: creationTime(v.created as string | undefined, ctx.env),
+      noCache: !!v['no-cache'],
+      groupSmallFiles: !!v['group-small-files'],
+      ...(concurrency ? { concurrency } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onWarning: (w) => ctx.warn(w),
+    }),
+  );
+  if (v.json) {
+    const variants = r.variants.map((b, i) => ({ reference: b.reference, digest: b.manifest.digest, size: b.bytes, annotations: r.document.manifests[i]!.annotations }));
+    ctx.stdout.write(JSON.stringify({ reference: r.reference, digest: r.index.digest, mediaType: r.index.mediaType, variants }, null, 2) + '\n');
+  } else if (ctx.quiet || v.quiet) {
+    ctx.stdout.write(`${r.index.digest}\n`);
+  } else {
+    for (const b of r.variants) ctx.stdout.write(`Built ${b.reference}: ${plural(b.files, 'file')}, ${humanBytes(b.bytes)}\n`);
+    ctx.stdout.write(`Built index ${r.reference}: ${plural(r.variants.length, 'variant')}\nDigest: ${r.index.digest}\n`);
+  }
+  return 0;
+}
 
 async function loadModelfile(ctx: Ctx, file: string | undefined, contextDir: string) {
   if (file === '-') {
