@@ -153,12 +153,11 @@ async function describeGgufFiles(files: WeightFile[], wanted: boolean, out: Weig
     (units.get(key) ?? units.set(key, []).get(key)!).push(i);
   });
   const size = (u: number[]) => u.reduce((n, i) => n + files[i]!.size, 0);
+  const all = [...units.values()].sort((a, b) => size(b) - size(a));
   // The largest model describes them, never a projector (which may be larger than a small model).
-  const proj = (u: number[]) => (/mmproj/i.test(files[u[0]!]!.path) ? 1 : 0);
-  const all = [...units.values()].sort((a, b) => proj(a) - proj(b) || size(b) - size(a));
-  const main = all[0]!;
+  const main = all.find((u) => !/mmproj/i.test(files[u[0]!]!.path)) ?? all[0]!;
   const label = (u: number[]) => files[u[0]!]!.path + (u.length > 1 ? ` (${u.length} shards)` : '');
-  if (all.slice(1).some((u) => !/mmproj/i.test(files[u[0]!]!.path))) {
+  if (all.some((u) => u !== main && !/mmproj/i.test(files[u[0]!]!.path))) {
     out.warnings.push(`${all.length} GGUF models (${all.slice(0, 4).map(label).join(', ')}${all.length > 4 ? ', …' : ''}): the fields describe the largest, ${label(main)}`);
   }
   const fields: Fields = { source: main.map((i) => files[i]!.path) };
