@@ -14,7 +14,8 @@ export const indexCommand: CommandSpec = {
   summary:
     'Make an index of a model\'s variants (quantizations, formats, platforms): one OCI image index that\n' +
     'pull and run choose from (--variant, --platform, or the best one that fits in memory). VARIANT is a\n' +
-    'stored model, REF or REF,platform=OS/ARCH[/VARIANT]; its entry carries its quantization, format,\n' +
+    'stored model (or index: they nest, 8 levels in all), REF or REF,platform=OS/ARCH[/VARIANT]; its entry\n' +
+    'carries its quantization, format,\n' +
     'parameter size and weight bytes. Entries keep the order given (add appends), so the same variants\n' +
     'in the same order give the same digest. add and rm write a new index and move the tag.\n' +
     'rm takes a digest (12+ hex digits), a stored reference or an annotation value (Q8_0, KEY=VALUE).',

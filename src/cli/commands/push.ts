@@ -39,7 +39,7 @@ async function run(ctx: Ctx, v: Record<string, unknown>, label: string, fn: (o: 
 
 export const push: CommandSpec = {
   name: 'push',
-  usage: 'mpk push REF | mpk push SOURCE TARGET',
+  usage: 'mpk push REF | mpk push SOURCE TARGET [--referrers]',
   summary: 'Push a model from the store to a registry. REF names both (HOST[:PORT]/NAME:TAG); with two\nreferences the local SOURCE is pushed as TARGET. Blobs the registry has are skipped.',
   help: [REFERRERS_HELP, ...REGISTRY_HELP],
   options: WITH_REFERRERS,
@@ -52,7 +52,7 @@ export const push: CommandSpec = {
 
 export const pull: CommandSpec = {
   name: 'pull',
-  usage: 'mpk pull REF [--extract DIR | --dry-run] [--variant V | --platform OS/ARCH]',
+  usage: 'mpk pull REF [--extract DIR | --dry-run] [--variant V | --platform OS/ARCH] [--referrers]',
   summary: 'Pull a model from a registry into the store, verifying every byte. An interrupted pull\nresumes where it stopped. A model already in the store moves no blob.',
   help: [
     '--extract DIR        then restore its files under DIR (as mpk extract)',
@@ -126,7 +126,7 @@ function printPlan(ctx: Ctx, v: Record<string, unknown>, plan: PullPlan): void {
 
 export const copyCommand: CommandSpec = {
   name: 'copy',
-  usage: 'mpk copy SOURCE TARGET',
+  usage: 'mpk copy SOURCE TARGET [--referrers]',
   summary: 'Copy a model between registries, repositories or the store (a name without HOST is local).\nWithin one registry, blobs are mounted rather than sent again. An index is copied whole.',
   help: [REFERRERS_HELP, ...REGISTRY_HELP],
   options: WITH_REFERRERS,
