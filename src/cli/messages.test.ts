@@ -15,7 +15,7 @@ test('usage errors name their command once: `mpk: build: …`, never `mpk: mpk b
   const env = { MPK_HOME: '/nonexistent-not-used' };
   for (const [argv, re] of [
     [['build', '--nope', 'x'], /^mpk: build: unknown option '--nope'\. Hint: usage: mpk build /],
-    [['build'], /^mpk: build: expected 1 argument, got 0\. Hint: usage: mpk build /],
+    [['build'], /^mpk: build: expected at least 1 argument, got 0\. Hint: usage: mpk build /],
     [['build', '.'], /^mpk: build: no model name given\. Hint: add -t NAME:TAG/],
     [['rm'], /^mpk: rm: expected at least 1 argument, got 0\. /],
     [['modelfile', 'make', '.'], /^mpk: modelfile: unknown subcommand "make"/],
