@@ -83,6 +83,18 @@ test('--referrers: store → mpk serve → docker-registry → mpk serve → sto
   assert.deepEqual(await tree(f, `${reg.host}/r/m:1`), want);
   const tags = (await request(`${reg.url}/v2/r/m/tags/list`)).json<{ tags: string[] }>().tags;
   assert.equal(tags.filter((x) => x.startsWith('sha256-')).length, 2, 'a fallback tag for the model and one for the SBOM');
+  // A fallback tag rewritten without its entries (by another tool): the referrers are there but not
+  // listed; a copy lists them again.
+  const modelDigest = (want as { digest: string }).digest;
+  const emptied = await request(`${reg.url}/v2/r/m/manifests/sha256-${modelDigest.slice(7)}`, {
+    method: 'PUT',
+    headers: { 'content-type': OCI_INDEX },
+    body: JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }),
+  });
+  assert.equal(emptied.status, 201, emptied.text);
+  assert.deepEqual((await tree(f, `${reg.host}/r/m:1`) as { referrers: unknown[] }).referrers, []);
+  await ok(f, 'copy', `${s.host}/r/m:1`, `${reg.host}/r/m:1`, '--referrers', '-q');
+  assert.deepEqual(await tree(f, `${reg.host}/r/m:1`), want);
   // docker-registry → mpk serve, and → a fresh store
   await ok(f, 'copy', `${reg.host}/r/m:1`, `${s.host}/back/m:1`, '--referrers', '-q');
   assert.deepEqual(await tree(f, `${s.host}/back/m:1`), want);
@@ -93,7 +105,7 @@ test('--referrers: store → mpk serve → docker-registry → mpk serve → sto
   assert.ok(plan.entries.some((e: { path?: string }) => e.path === 'sig.bin'), 'the referrers\' files are listed');
   assert.match(await ok(g, 'pull', '--dry-run', `${reg.host}/r/m:1`, '--referrers'), /; 3 referrers with it; dry run/);
   await ok(g, 'pull', `${reg.host}/r/m:1`, '--referrers', '-q');
-  const digest = (want as { digest: string }).digest;
+  const digest = modelDigest;
   assert.deepEqual(await tree(g, digest), want, 'in the store (a bare digest names a stored manifest)');
   // again: nothing moves, every referrer is already there
   const again = JSON.parse((await ok(g, 'pull', `${reg.host}/r/m:1`, '--referrers', '--json')).trimEnd().split('\n').at(-1)!);

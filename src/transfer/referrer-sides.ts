@@ -21,7 +21,9 @@ export function referrerSource(t: Target): ReferrerSource {
 export function referrerSink(t: Target): ReferrerSink {
   if (t instanceof RemoteRepository) {
     return {
-      async writeReferrer(desc: Descriptor, bytes: Buffer, _subject: Descriptor, opts?: CallOptions): Promise<boolean> {
+      async writeReferrer(desc: Descriptor, bytes: Buffer, subject: Descriptor, opts?: CallOptions): Promise<boolean> {
+        // Present and listed: nothing to do. Present but not listed (pushed by a tool that left the
+        // sha256-<hex> tag alone): pushed again, which lists it.
         if (await t.exists(desc, opts)) return false;
         await t.push(desc, bytes, opts);
         return true;
