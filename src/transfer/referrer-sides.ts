@@ -24,7 +24,7 @@ export function referrerSink(t: Target): ReferrerSink {
       async writeReferrer(desc: Descriptor, bytes: Buffer, subject: Descriptor, opts?: CallOptions): Promise<boolean> {
         // Present and listed: nothing to do. Present but not listed (pushed by a tool that left the
         // sha256-<hex> tag alone): pushed again, which lists it.
-        if (await t.exists(desc, opts)) return false;
+        if ((await t.exists(desc, opts)) && (await t.referrers(subject, undefined, opts)).some((d) => d.digest === desc.digest)) return false;
         await t.push(desc, bytes, opts);
         return true;
       },
