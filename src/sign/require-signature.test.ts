@@ -1,0 +1,95 @@
+/**
+ * Signatures in registries: `mpk sign HOST/NAME:TAG` pushes the bundle as a referrer, `mpk
+ * verify-signature` reads it back, and `mpk pull --require-signature` (and `mpk run`) refuse an
+ * unsigned model or a failing signature with nothing stored. Against `mpk serve` (referrers API)
+ * and docker-registry 2.8 (no API: the sha256-<hex> tag).
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request, startTestServer } from '../test-support/serve.js';
+import { fileRegistry } from '../test-support/registry-peer.js';
+import { attachBundle, jsonError, opensslKey, signFixture, sigstoreVerify, type SignFixture } from '../test-support/signing.js';
+
+const registry = fileRegistry();
+
+/** What a store holds: index entries and blob files (none when the store was never made). */
+async function stored(f: SignFixture, root: string): Promise<{ entries: number; blobs: number }> {
+  const index = await readFile(join(f.dir, root, 'index.json'), 'utf8').catch(() => undefined);
+  const blobs = await readdir(join(f.dir, root, 'blobs', 'sha256')).catch(() => []);
+  return { entries: index ? JSON.parse(index).manifests.length : 0, blobs: blobs.length };
+}
+
+async function remoteFlow(t: TestContext, f: SignFixture, host: string): Promise<void> {
+  const key = opensslKey(f.dir, 'k');
+  const other = opensslKey(f.dir, 'other');
+  const digest = await f.build('local/m:1', 'a');
+  await f.build('local/u:1', 'u');
+  await f.ok('push', 'local/m:1', `${host}/sig/m:1`, '-q');
+  await f.ok('push', 'local/u:1', `${host}/sig/u:1`, '-q');
+
+  const signed = JSON.parse(await f.ok('sign', `${host}/sig/m:1`, '--key', key.priv, '--json'));
+  assert.equal(signed.subject, digest, 'the digest the tag named when signing');
+  const v = JSON.parse(await f.ok('verify-signature', `${host}/sig/m:1`, '--key', key.pub, '--json'));
+  assert.equal(v.signature, signed.digest);
+  assert.equal(v.source, `${host}/sig/m`);
+  assert.equal(v.files, 6);
+
+  // The bundle as the registry serves it verifies with Sigstore JS too.
+  const tree = JSON.parse(await f.ok('referrers', `${host}/sig/m:1`, '--json'));
+  const layer = tree.referrers[0].files[0];
+  const res = await request(`http://${host}/v2/sig/m/blobs/${layer.digest}`);
+  assert.equal(res.status, 200);
+  await sigstoreVerify(res.body, key.pub);
+
+  // Pull into fresh stores: signed with the key → stored with its signature; otherwise nothing stored.
+  const pulled = await f.run('--store', join(f.dir, 'p1'), 'pull', `${host}/sig/m:1`, '--require-signature', key.pub, '--json', '-q');
+  assert.equal(pulled.code, 0, pulled.stderr);
+  const result = JSON.parse(pulled.stdout.trim().split('\n').pop()!);
+  assert.equal(result.digest, digest);
+  assert.equal(result.signature.digest, signed.digest);
+  const again = JSON.parse(await f.ok('--store', join(f.dir, 'p1'), 'verify-signature', `${host}/sig/m:1`, '--key', key.pub, '--json'));
+  assert.equal(again.signature, signed.digest);
+  const local = await f.ok('--store', join(f.dir, 'p1'), 'referrers', `${host}/sig/m:1`);
+  assert.match(local, /application\/vnd\.dev\.sigstore\.bundle\.v0\.3\+json/, 'the verified bundle is kept in the store');
+
+  for (const [ref, pub, code, exit] of [
+    [`${host}/sig/u:1`, key.pub, 'SIGNATURE_MISSING', 12],
+    [`${host}/sig/m:1`, other.pub, 'SIGNATURE_WRONG_KEY', 4],
+  ] as const) {
+    const root = `p-${code}`;
+    const r = await f.run('--store', join(f.dir, root), 'pull', ref, '--require-signature', pub, '--json', '-q');
+    assert.equal(r.code, exit, r.stderr);
+    assert.equal(jsonError(r).code, code);
+    assert.deepEqual(await stored(f, root), { entries: 0, blobs: 0 }, `${code}: nothing stored`);
+    const run = await f.run('--store', join(f.dir, `${root}-run`), 'run', ref, 'hello', '--require-signature', pub, '--json');
+    assert.equal(run.code, exit, run.stderr);
+    assert.deepEqual(await stored(f, `${root}-run`), { entries: 0, blobs: 0 }, `run ${code}: nothing stored`);
+  }
+
+  // A signature copied onto the unsigned model is refused, nothing stored.
+  const bundle = res.body;
+  await attachBundle(f, `${host}/sig/u:1`, bundle, 'copied.json');
+  const copied = await f.run('--store', join(f.dir, 'p-copied'), 'pull', `${host}/sig/u:1`, '--require-signature', key.pub, '--json', '-q');
+  assert.equal(copied.code, 4, copied.stderr);
+  assert.equal(jsonError(copied).code, 'SIGNATURE_OTHER_MODEL');
+  assert.deepEqual(await stored(f, 'p-copied'), { entries: 0, blobs: 0 });
+}
+
+test('mpk serve (referrers API): sign, verify-signature and pull --require-signature', async (t) => {
+  const s = await startTestServer(t);
+  const f = await signFixture(t);
+  await remoteFlow(t, f, s.host);
+  const tags = (await request(`${s.url}/v2/sig/m/tags/list`)).json<{ tags: string[] }>();
+  assert.deepEqual(tags.tags, ['1'], 'the registry answered the referrers API: no fallback tag');
+});
+
+test('docker-registry 2.8 (sha256-<hex> tag fallback): sign, verify-signature and pull --require-signature', async (t) => {
+  const reg = await registry(t);
+  if (!reg) return;
+  const f = await signFixture(t);
+  await remoteFlow(t, f, reg.host);
+  const tags = (await request(`${reg.url}/v2/sig/m/tags/list`)).json<{ tags: string[] }>();
+  assert.equal(tags.tags.filter((x) => x.startsWith('sha256-')).length, 1, 'the signature is listed under the fallback tag');
+});
