@@ -7,7 +7,7 @@
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { VerifyStream } from '../oci/digest.js';
-import type { ParsedManifest } from '../oci/manifest.js';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import type { RemoteRepository } from '../registry/repository.js';
 import { localReferrers } from '../store/referrers.js';
 import type { LocalStore } from '../store/store.js';
@@ -46,10 +46,7 @@ export function remoteSource(repo: RemoteRepository, signal?: AbortSignal): Bund
   return {
     label: `${repo.host}/${repo.name}`,
     list: (subject) => repo.referrers(subject, BUNDLE_MEDIA_TYPE, opts),
-    readManifest: async (d) => {
-      const { parseManifest } = await import('../oci/manifest.js');
-      return parseManifest((await repo.fetchManifest(d, opts)).bytes, d.mediaType, d.digest);
-    },
+    readManifest: async (d) => parseManifest((await repo.fetchManifest(d, opts)).bytes, d.mediaType, d.digest),
     readBlob: async (d) => {
       const verify = new VerifyStream(d);
       const stream = await repo.fetch(d, opts);

@@ -4,7 +4,7 @@
  * DER, which is the bundle's `verificationMaterial.publicKey.hint`.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { PackError, fsError } from '../errors.js';
 import { readSmallFile } from '../internal/file-read.js';
 
@@ -80,8 +80,7 @@ export async function generateSigningKey(path: string): Promise<SigningKey & { p
   // Private first, created exclusively: a key that exists is never replaced.
   await writeNew(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
   await writeNew(publicPath, publicKey.export({ type: 'spki', format: 'pem' }) as string, 0o644).catch(async (e) => {
-    const { rm } = await import('node:fs/promises');
-    await rm(path, { force: true });
+    await rm(path, { force: true }); // no half pair: the private key just made goes too
     throw e;
   });
   return { privateKey, publicKey, keyId: keyIdOf(publicKey), publicPath };

@@ -16,11 +16,10 @@ import { writeLocalReferrer } from '../transfer/referrers.js';
 import { makeClient, pullDestination, pullModel, type TransferOptions, type TransferResult } from '../transfer/transfer.js';
 import { BUNDLE_MEDIA_TYPE } from './bundle.js';
 import { loadVerifyKey } from './keys.js';
-import { checkStoredFiles, verifyRemote, verifyStored, type SignatureReport } from './verify-signature.js';
 import type { ModelSubject } from './model-subject.js';
-import { digestBytes } from '../oci/digest.js';
-import { ANNOTATION_TITLE } from '../oci/media-types.js';
+import { bundleFile } from './sign.js';
 import type { VerifyKey } from './verdict.js';
+import { checkStoredFiles, verifyRemote, verifyStored, type SignatureReport } from './verify-signature.js';
 
 export interface CheckedRemote {
   /** `HOST/NAME@sha256:…`: the verified manifest, to pull by digest. */
@@ -66,9 +65,7 @@ export async function checkRemoteSignature(reference: string, key: VerifyKey, op
 
 /** Keeps a verified bundle in the store as a referrer of the stored model. */
 async function keepSignature(store: LocalStore, subject: ModelSubject, bundle: Buffer): Promise<void> {
-  const name = 'signature.sigstore.json';
-  const desc = { mediaType: BUNDLE_MEDIA_TYPE, digest: digestBytes(bundle), size: bundle.length, annotations: { [ANNOTATION_TITLE]: name } };
-  await writeLocalReferrer(store, subject.descriptor, BUNDLE_MEDIA_TYPE, [{ name, bytes: bundle, desc }]);
+  await writeLocalReferrer(store, subject.descriptor, BUNDLE_MEDIA_TYPE, [bundleFile(bundle)]);
 }
 
 /** `mpk pull REF --require-signature PUB.pem`: verify in the registry, then pull that digest; nothing is stored on failure. */

@@ -40,11 +40,15 @@ export interface SignResult {
   publicKey?: string;
 }
 
-/** The bundle file (one layer) for a model: the signed statement in a DSSE envelope. */
+/** A bundle as the one layer of a signature artifact. */
+export function bundleFile(bytes: Buffer): AttachFile {
+  return { name: BUNDLE_FILE_NAME, bytes, desc: { mediaType: BUNDLE_MEDIA_TYPE, digest: digestBytes(bytes), size: bytes.length, annotations: { [ANNOTATION_TITLE]: BUNDLE_FILE_NAME } } };
+}
+
+/** The bundle file for a model: its statement signed in a DSSE envelope. */
 export function signatureFile(subject: ModelSubject, key: SigningKey): AttachFile {
   const env = signEnvelope(IN_TOTO_PAYLOAD_TYPE, statementBytes(subject.name, subject.descriptor, subject.files), key.privateKey);
-  const bytes = bundleBytes({ keyHint: key.keyId, envelope: env });
-  return { name: BUNDLE_FILE_NAME, bytes, desc: { mediaType: BUNDLE_MEDIA_TYPE, digest: digestBytes(bytes), size: bytes.length, annotations: { [ANNOTATION_TITLE]: BUNDLE_FILE_NAME } } };
+  return bundleFile(bundleBytes({ keyHint: key.keyId, envelope: env }));
 }
 
 export async function signModel(store: LocalStore | undefined, reference: string, keyPath: string, opts: SignOptions = {}): Promise<SignResult> {
