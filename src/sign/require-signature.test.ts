@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { request, startTestServer } from '../test-support/serve.js';
 import { fileRegistry } from '../test-support/registry-peer.js';
 import { attachBundle, jsonError, opensslKey, signFixture, sigstoreVerify, type SignFixture } from '../test-support/signing.js';
+import { writeTinyLlama } from '../test-support/tiny-llama.js';
 
 const registry = fileRegistry();
 
@@ -100,4 +101,30 @@ test('docker-registry 2.8 (sha256-<hex> tag fallback): sign, verify-signature an
   await remoteFlow(t, f, reg.host);
   const tags = (await request(`${reg.url}/v2/sig/m/tags/list`)).json<{ tags: string[] }>();
   assert.equal(tags.tags.filter((x) => x.startsWith('sha256-')).length, 1, 'the signature is listed under the fallback tag');
+});
+
+test('an index: signatures are per variant; pull --variant --require-signature checks the variant it chooses', async (t) => {
+  const s = await startTestServer(t);
+  const f = await signFixture(t);
+  const key = opensslKey(f.dir, 'k');
+  const digests: Record<string, string> = {};
+  for (const ft of ['F16', 'Q8_0'] as const) {
+    const file = join(f.dir, `tiny-${ft}.gguf`);
+    await writeTinyLlama(file, { fileType: ft });
+    digests[ft] = JSON.parse(await f.ok('build', '-t', `m/tiny:${ft.toLowerCase()}`, file, '--json')).digest;
+  }
+  await f.ok('index', 'create', 'm/tiny:all', 'm/tiny:f16', 'm/tiny:q8_0');
+  await f.ok('push', 'm/tiny:all', `${s.host}/r/tiny:all`, '-q');
+
+  const whole = await f.run('sign', `${s.host}/r/tiny:all`, '--key', key.priv, '--json');
+  assert.equal(whole.code, 2, whole.stderr);
+  assert.match(jsonError(whole).message, /an index of variants; signatures are per model/);
+  await f.ok('sign', `${s.host}/r/tiny@${digests.Q8_0}`, '--key', key.priv);
+
+  const q8 = await f.run('--store', join(f.dir, 'q8'), 'pull', `${s.host}/r/tiny:all`, '--variant', 'Q8_0', '--require-signature', key.pub, '--json', '-q');
+  assert.equal(q8.code, 0, q8.stderr);
+  assert.equal(JSON.parse(q8.stdout.trim().split('\n').pop()!).digest, digests.Q8_0);
+  const f16 = await f.run('--store', join(f.dir, 'f16'), 'pull', `${s.host}/r/tiny:all`, '--variant', 'F16', '--require-signature', key.pub, '--json', '-q');
+  assert.equal(f16.code, 12, f16.stderr);
+  assert.deepEqual(await stored(f, 'f16'), { entries: 0, blobs: 0 });
 });
