@@ -62,15 +62,7 @@ export const pull: CommandSpec = {
     '--require-signature PUB.pem  refuse, storing nothing, a model not signed by this key (mpk sign); pulls the verified digest',
     ...REGISTRY_HELP,
   ],
-  options: {
-    ...REGISTRY_OPTIONS,
-    extract: { type: 'string' },
-    variant: { type: 'string' },
-    platform: { type: 'string' },
-    memory: { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    'require-signature': { type: 'string' },
-  },
+  options: { ...REGISTRY_OPTIONS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'require-signature': { type: 'string' } },
   args: [1, 1],
   async run(ctx, v, [src]) {
     if (v['dry-run']) {
