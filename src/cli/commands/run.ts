@@ -1,4 +1,5 @@
 /** `mpk run REF [PROMPT]`: pull if missing, map the weights from the store, answer or chat. */
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { findPackError, hasErrorCode, PackError } from '../../errors.js';
 import { defaultThreads, loadEngine } from '../../engine/engines.js';
@@ -11,7 +12,6 @@ import { DEFAULT_TEMPERATURE, type RunSettings } from '../../run/settings.js';
 import type { LocalStore } from '../../store/store.js';
 import { pullModel } from '../../transfer/transfer.js';
 import { requireSignature } from '../../sign/require-signature.js';
-import { resolve } from 'node:path';
 import type { CommandSpec, Ctx } from '../context.js';
 import { parseSize, REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
 import { numberIn, wholeNumber } from '../flag-values.js';
