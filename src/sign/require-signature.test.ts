@@ -92,6 +92,7 @@ async function remoteFlow(f: SignFixture, host: string, withRun: boolean): Promi
 test('mpk serve (referrers API): sign, verify-signature and pull --require-signature', async (t) => {
   const s = await startTestServer(t);
   const f = await signFixture(t);
+  if (!f) return;
   await remoteFlow(f, s.host, true);
   const tags = (await request(`${s.url}/v2/sig/m/tags/list`)).json<{ tags: string[] }>();
   assert.deepEqual(tags.tags, ['1'], 'the registry answered the referrers API: no fallback tag');
@@ -101,6 +102,7 @@ test('docker-registry 2.8 (sha256-<hex> tag fallback): sign, verify-signature an
   const reg = await registry(t);
   if (!reg) return;
   const f = await signFixture(t);
+  if (!f) return;
   await remoteFlow(f, reg.host, false);
   const tags = (await request(`${reg.url}/v2/sig/m/tags/list`)).json<{ tags: string[] }>();
   assert.equal(tags.tags.filter((x) => x.startsWith('sha256-')).length, 1, 'the signature is listed under the fallback tag');
@@ -109,6 +111,7 @@ test('docker-registry 2.8 (sha256-<hex> tag fallback): sign, verify-signature an
 test('an index: signatures are per variant; pull --variant --require-signature checks the variant it chooses', async (t) => {
   const s = await startTestServer(t);
   const f = await signFixture(t);
+  if (!f) return;
   const key = opensslKey(f.dir, 'k');
   const digests: Record<string, string> = {};
   for (const ft of ['F16', 'Q8_0'] as const) {

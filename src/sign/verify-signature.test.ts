@@ -11,6 +11,7 @@ import { attachBundle, jsonError, opensslKey, signFixture, storedBundle } from '
 
 test('tampering: wrong key, truncated bundle, copied onto another model, changed manifest, changed file, altered statement, altered blob, unsigned', async (t) => {
   const f = await signFixture(t);
+  if (!f) return;
   const key = opensslKey(f.dir, 'k');
   const digest = await f.build('local/m:1', 'a');
   const sig = (await f.ok('sign', 'local/m:1', '--key', key.priv)).trim();
