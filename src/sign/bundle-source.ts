@@ -1,8 +1,8 @@
 /**
  * Where signatures are read from: the store's nameless referrers or a registry's referrers (API,
- * else the `sha256-<hex>` tag), of the bundle artifact type only. Each candidate's bundle bytes
- * are read whole but bounded (MAX_BUNDLE_BYTES) and checked against their digest; a referrer that
- * cannot be read is kept as a candidate with its error, so the verdict can name it.
+ * else the `sha256-<hex>` tag), of the bundle artifact type only. Candidates are read one at a
+ * time, when the verdict asks (so at most one bundle is in memory): the referrer manifest, then
+ * its bundle, whole but bounded (MAX_BUNDLE_BYTES) and checked against its digest.
  */
 import { PackError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -28,8 +28,8 @@ export interface Candidate {
   /** The referrer manifest's digest. */
   referrer: string;
   source: string;
-  bytes?: Buffer;
-  error?: PackError;
+  /** Reads the bundle's bytes (a PackError when the artifact is unreadable or malformed). */
+  load(): Promise<Buffer>;
 }
 
 export function localSource(store: LocalStore): BundleSource {
@@ -72,17 +72,14 @@ export async function candidates(source: BundleSource, subject: Descriptor): Pro
   const seen = new Set<string>();
   const list = (await source.list(subject)).filter((d) => !seen.has(d.digest) && seen.add(d.digest));
   list.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
-  const out: Candidate[] = [];
-  for (const d of list.slice(0, MAX_SIGNATURE_REFERRERS)) {
-    try {
+  return list.slice(0, MAX_SIGNATURE_REFERRERS).map((d) => ({
+    referrer: d.digest,
+    source: source.label,
+    load: async () => {
       const parsed = await source.readManifest(d);
       const doc = parsed.kind === 'manifest' ? parsed.manifest : parsed.index;
       if (doc.subject?.digest !== subject.digest) throw new PackError('BUNDLE_INVALID', `${d.digest}: listed as a signature of ${subject.digest} but its subject is ${doc.subject?.digest ?? 'missing'}`);
-      out.push({ referrer: d.digest, source: source.label, bytes: await source.readBlob(bundleLayer(parsed, d.digest)) });
-    } catch (e) {
-      if (!(e instanceof PackError) || e.code === 'ABORTED') throw e;
-      out.push({ referrer: d.digest, source: source.label, error: e });
-    }
-  }
-  return out;
+      return source.readBlob(bundleLayer(parsed, d.digest));
+    },
+  }));
 }

@@ -67,9 +67,9 @@ test('sign with an openssl key (SEC1 PEM); several signatures per model; verify 
   const vb = JSON.parse(await f.ok('verify-signature', 'local/m:1', '--key', b.pub, '--json'));
   assert.equal(va.signature, sa);
   assert.equal(vb.signature, sb);
-  assert.equal(vb.examined, 2);
+  assert.equal(vb.found, 2);
   const text = await f.ok('verify-signature', 'local/m:1', '--key', a.pub);
-  assert.match(text, new RegExp(`^Verified local/m:1@sha256:[0-9a-f]{64}: signature ${sa} \\(in the store\\) by key [0-9a-f]{16}… covers the manifest and 6 files \\(2 signatures examined\\)\\n$`));
+  assert.match(text, new RegExp(`^Verified local/m:1@sha256:[0-9a-f]{64}: signature ${sa} \\(in the store\\) by key [0-9a-f]{16}… covers the manifest and 6 files \\(2 signatures found\\)\\n$`));
   await sigstoreVerify(await storedBundle(f, 'local/m:1', sb), b.pub);
 });
 

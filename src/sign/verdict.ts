@@ -27,13 +27,14 @@ export interface Verdict {
   keyId: string;
   /** The signer's name for the model in the statement. */
   signedName: string;
-  /** Signature artifacts looked at. */
-  examined: number;
+  /** Signature artifacts the model has (the first that verifies ends the search). */
+  found: number;
 }
 
 const short = (d: string) => d.slice(0, 19);
 
-export function judge(cands: Candidate[], key: VerifyKey, subject: Descriptor, name: string, files: ModelFile[], looked: string[]): Verdict {
+/** The verdict, and the bytes of the bundle that verified. */
+export async function judge(cands: Candidate[], key: VerifyKey, subject: Descriptor, name: string, files: ModelFile[], looked: string[]): Promise<{ verdict: Verdict; bundle: Buffer }> {
   const model = `${name}@${short(subject.digest)}…`;
   if (cands.length === 0) {
     throw new PackError('SIGNATURE_MISSING', `${model}: not signed (no signature in ${looked.join(' or ')})`, {
@@ -44,12 +45,16 @@ export function judge(cands: Candidate[], key: VerifyKey, subject: Descriptor, n
   const otherKeys = new Set<string>();
   for (const c of cands) {
     const where = `(signature ${short(c.referrer)}… in ${c.source})`;
-    if (c.error || !c.bytes) {
-      failures.push({ rank: 1, err: c.error ?? new PackError('BUNDLE_INVALID', `${c.referrer}: no bundle`) });
+    let bytes: Buffer;
+    try {
+      bytes = await c.load();
+    } catch (e) {
+      if (!(e instanceof PackError) || e.code === 'ABORTED') throw e;
+      failures.push({ rank: 1, err: e }); // unreadable: a network error or a damaged artifact
       continue;
     }
     try {
-      const bundle = parseBundle(c.bytes, `signature ${c.referrer}`);
+      const bundle = parseBundle(bytes, `signature ${c.referrer}`);
       if (!verifyEnvelope(bundle.envelope, key.publicKey)) {
         if (bundle.keyHint && bundle.keyHint !== key.keyId) {
           otherKeys.add(bundle.keyHint);
@@ -69,7 +74,7 @@ export function judge(cands: Candidate[], key: VerifyKey, subject: Descriptor, n
       }
       const st = parseStatement(bundle.envelope.payload, `signature ${c.referrer}`);
       compareStatement(st, subject.digest, name, files, where);
-      return { signature: c.referrer, source: c.source, keyId: key.keyId, signedName: st.name, examined: cands.length };
+      return { verdict: { signature: c.referrer, source: c.source, keyId: key.keyId, signedName: st.name, found: cands.length }, bundle: bytes };
     } catch (e) {
       if (!(e instanceof PackError)) throw e;
       failures.push({ rank: e.code === 'BUNDLE_INVALID' ? 1 : 3, err: e });

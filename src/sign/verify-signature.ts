@@ -41,18 +41,17 @@ function report(reference: string, subject: ModelSubject, v: Verdict): Signature
 /** Verifies a stored model against the store's signatures. */
 export async function verifyStored(store: LocalStore, reference: string, key: VerifyKey): Promise<SignatureReport> {
   const subject = await localSubject(store, reference);
-  const v = judge(await candidates(localSource(store), subject.descriptor), key, subject.descriptor, subject.name, subject.files, ['the store']);
+  const { verdict } = await judge(await candidates(localSource(store), subject.descriptor), key, subject.descriptor, subject.name, subject.files, ['the store']);
   await checkStoredFiles(store, subject);
-  return report(reference, subject, v);
+  return report(reference, subject, verdict);
 }
 
 /** Verifies a model in a registry against the registry's signatures (nothing is stored). */
 export async function verifyRemote(repo: RemoteRepository, reference: string, key: VerifyKey, opts: TransferOptions = {}): Promise<{ report: SignatureReport; subject: ModelSubject; bundle: Buffer }> {
   const subject = await remoteSubject(repo, reference, opts.signal ? { signal: opts.signal } : {});
   const source = remoteSource(repo, opts.signal);
-  const cands = await candidates(source, subject.descriptor);
-  const v = judge(cands, key, subject.descriptor, subject.name, subject.files, [source.label]);
-  return { report: report(reference, subject, v), subject, bundle: cands.find((c) => c.referrer === v.signature)!.bytes! };
+  const { verdict, bundle } = await judge(await candidates(source, subject.descriptor), key, subject.descriptor, subject.name, subject.files, [source.label]);
+  return { report: report(reference, subject, verdict), subject, bundle };
 }
 
 /** `mpk verify-signature REF --key PUB.pem`: local names in the store, HOST/NAME in the registry. */

@@ -63,7 +63,7 @@ export const verifySignatureCommand: CommandSpec = {
     }
     ctx.stdout.write(
       `Verified ${r.reference.replace(/@sha256:[0-9a-f]+$/, '')}@${r.digest}: signature ${r.signature} (in ${r.source}) by key ${r.keyId.slice(0, 16)}… covers the manifest and ${plural(r.files, 'file')}` +
-        `${r.examined > 1 ? ` (${r.examined} signatures examined)` : ''}\n`,
+        `${r.found > 1 ? ` (${r.found} signatures found)` : ''}\n`,
     );
     return 0;
   },
