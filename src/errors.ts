@@ -29,7 +29,14 @@ export type ErrorCode =
   | 'ENGINE_MISSING' // the inference engine a command needs is not installed
   | 'ENGINE' // the engine could not load or run the model
   | 'CONTEXT_OVERFLOW' // a prompt longer than the model's context
-  | 'BUSY'; // a bounded queue is full (try again later)
+  | 'BUSY' // a bounded queue is full (try again later)
+  | 'SIGNATURE_MISSING' // no signature by the given key where one is required
+  | 'SIGNATURE_INVALID' // a signature that does not verify over its statement (altered)
+  | 'SIGNATURE_WRONG_KEY' // signed, but by another key than the one given
+  | 'SIGNATURE_OTHER_MODEL' // a valid signature whose statement is about another model (copied)
+  | 'SIGNATURE_MANIFEST_CHANGED' // the same files under another manifest than the one signed
+  | 'SIGNATURE_FILE_CHANGED' // files that differ from those signed
+  | 'BUNDLE_INVALID'; // a signature bundle that does not parse (truncated, malformed)
 
 export interface PackErrorOptions {
   cause?: unknown;

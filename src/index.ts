@@ -26,3 +26,6 @@ export { openModel, type OpenModelOptions, type OpenedModel } from './run/open-m
 export { Conversation } from './run/conversation.js';
 export { mergeSettings, type RunSettings } from './run/settings.js';
 export { startApi, type ApiOptions, type RunningApi } from './api/server.js';
+export { signModel, type SignOptions, type SignResult } from './sign/sign.js';
+export { verifyModelSignature, type SignatureReport } from './sign/verify-signature.js';
+export { pullSigned } from './sign/require-signature.js';

@@ -106,11 +106,7 @@ export async function attach(store: LocalStore | undefined, reference: string, a
     try {
       const repo = RemoteRepository.fromReference(client, ref);
       const subject = await repo.resolve(ref.digest ?? ref.tag ?? 'latest', opts);
-      const m = referrerManifest(subject, artifactType, files);
-      for (const [desc, bytes] of [[EMPTY_DESCRIPTOR, EMPTY_JSON] as const, ...files.map((f) => [f.desc, f.bytes] as const)]) {
-        if (!(await repo.exists(desc, opts))) await repo.push(desc, bytes, opts);
-      }
-      await repo.push(m.desc, m.bytes, opts); // by digest; the fallback tag when OCI-Subject is not answered
+      const m = await writeRemoteReferrer(repo, subject, artifactType, files, opts);
       return { reference: formatReference(ref), subject, descriptor: m.desc, manifest: m.manifest };
     } finally {
       client.close();
@@ -118,12 +114,28 @@ export async function attach(store: LocalStore | undefined, reference: string, a
   }
   if (!store) throw new PackError('USAGE', `${reference}: a local name needs the local store`);
   const subject = await store.resolve(reference);
+  const m = await writeLocalReferrer(store, subject, artifactType, files);
+  return { reference, subject, descriptor: m.desc, manifest: m.manifest };
+}
+
+/** Pushes a referrer of `subject` (already resolved: pinned) and its blobs to a registry, by digest. */
+export async function writeRemoteReferrer(repo: RemoteRepository, subject: Descriptor, artifactType: string, files: AttachFile[], opts: TransferOptions = {}): Promise<ReturnType<typeof referrerManifest>> {
+  const m = referrerManifest(subject, artifactType, files);
+  for (const [desc, bytes] of [[EMPTY_DESCRIPTOR, EMPTY_JSON] as const, ...files.map((f) => [f.desc, f.bytes] as const)]) {
+    if (!(await repo.exists(desc, opts))) await repo.push(desc, bytes, opts);
+  }
+  await repo.push(m.desc, m.bytes, opts); // by digest; the fallback tag when OCI-Subject is not answered
+  return m;
+}
+
+/** Stores a referrer of `subject` (a stored manifest) and its blobs as a nameless index.json entry. */
+export async function writeLocalReferrer(store: LocalStore, subject: Descriptor, artifactType: string, files: AttachFile[]): Promise<ReturnType<typeof referrerManifest>> {
   const m = referrerManifest(subject, artifactType, files);
   await store.push(EMPTY_DESCRIPTOR, EMPTY_JSON);
   for (const f of files) await store.push(f.desc, f.bytes);
   await store.push(m.desc, m.bytes);
   await addLocalReferrer(store, m.desc, subject);
-  return { reference, subject, descriptor: m.desc, manifest: m.manifest };
+  return m;
 }
 
 export interface ReferrerNode {

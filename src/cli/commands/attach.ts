@@ -8,12 +8,12 @@ import { REGISTRY_OPTIONS, transferOptions } from '../registry-flags.js';
 import { withStore } from '../store.js';
 import { parseReference } from '../../oci/reference.js';
 
-const TRANSPORT_HELP = [
+export const TRANSPORT_HELP = [
   '--plain-http       use http:// (default only for localhost and 127.0.0.1)',
   '--insecure         accept any TLS certificate (test registries only)',
   '--ca-file FILE     also trust the CA certificates in this PEM file',
 ];
-const TRANSPORT: CommandSpec['options'] = {
+export const TRANSPORT: CommandSpec['options'] = {
   'plain-http': REGISTRY_OPTIONS['plain-http']!,
   insecure: REGISTRY_OPTIONS.insecure!,
   'ca-file': REGISTRY_OPTIONS['ca-file']!,
@@ -21,7 +21,7 @@ const TRANSPORT: CommandSpec['options'] = {
 };
 
 /** The local store only for local references: a remote one needs none. */
-async function maybeStore<T>(ctx: Ctx, reference: string, fn: (store: Parameters<Parameters<typeof withStore>[1]>[0] | undefined) => Promise<T>): Promise<T> {
+export async function maybeStore<T>(ctx: Ctx, reference: string, fn: (store: Parameters<Parameters<typeof withStore>[1]>[0] | undefined) => Promise<T>): Promise<T> {
   return parseReference(reference).registry ? fn(undefined) : withStore(ctx, fn);
 }
 

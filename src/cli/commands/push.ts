@@ -4,6 +4,8 @@ import { PackError } from '../../errors.js';
 import { extractModel } from '../../extract/extract.js';
 import { transfer, pullModel, pushModel, type TransferResult } from '../../transfer/transfer.js';
 import { planPull, type PullPlan } from '../../transfer/remote-inspect.js';
+import { pullSigned } from '../../sign/require-signature.js';
+import type { SignatureReport } from '../../sign/verify-signature.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { humanBytes, plural, table } from '../format.js';
 import { REGISTRY_HELP, REGISTRY_OPTIONS, parseSize, transferDisplay, transferOptions } from '../registry-flags.js';
@@ -52,7 +54,7 @@ export const push: CommandSpec = {
 
 export const pull: CommandSpec = {
   name: 'pull',
-  usage: 'mpk pull REF [--extract DIR | --dry-run] [--variant V | --platform OS/ARCH] [--referrers]',
+  usage: 'mpk pull REF [--extract DIR | --dry-run] [--variant V | --platform OS/ARCH] [--referrers] [--require-signature PUB.pem]',
   summary: 'Pull a model from a registry into the store, verifying every byte. An interrupted pull\nresumes where it stopped. A model already in the store moves no blob.',
   help: [
     '--extract DIR        then restore its files under DIR (as mpk extract)',
@@ -61,13 +63,15 @@ export const pull: CommandSpec = {
     '--platform OS/ARCH   from an index: the manifest for this platform',
     '--memory SIZE        from an index, with neither: the best variant whose weights fit 80% of SIZE (default: free memory)',
     REFERRERS_HELP,
+    '--require-signature PUB.pem  refuse, storing nothing, a model not signed by this key (mpk sign); pulls the verified digest',
     ...REGISTRY_HELP,
   ],
-  options: { ...WITH_REFERRERS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  options: { ...WITH_REFERRERS, extract: { type: 'string' }, variant: { type: 'string' }, platform: { type: 'string' }, memory: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'require-signature': { type: 'string' } },
   args: [1, 1],
   async run(ctx, v, [src]) {
     if (v['dry-run']) {
       if (typeof v.extract === 'string') throw new PackError('USAGE', 'pull: --dry-run and --extract exclude each other', { hint: 'drop --extract to see what a pull would fetch' });
+      if (typeof v['require-signature'] === 'string') throw new PackError('USAGE', 'pull: --dry-run does not check signatures', { hint: 'mpk verify-signature REF --key PUB.pem checks one without pulling' });
       const o = transferOptions(ctx, v);
       if (typeof v.variant === 'string' || typeof v.platform === 'string') {
         o.select = {};
@@ -81,6 +85,8 @@ export const pull: CommandSpec = {
     }
     const extractDir = typeof v.extract === 'string' ? resolve(ctx.cwd, v.extract) : undefined;
     let files: number | undefined;
+    const keyPath = typeof v['require-signature'] === 'string' ? resolve(ctx.cwd, v['require-signature']) : undefined;
+    let signature: SignatureReport | undefined;
     const r = await withStore(ctx, async (store) => {
       const res = await run(ctx, v, `Pulling ${src}`, (o) => {
         if (typeof v.variant === 'string' || typeof v.platform === 'string') {
@@ -92,12 +98,15 @@ export const pull: CommandSpec = {
         o.onSelect = (c) => {
           if (c.reason) ctx.stderr.write(`mpk: ${c.reason}\n`); // even with -q: it says what was stored
         };
-        return pullModel(store, src!, undefined, o);
+        if (!keyPath) return pullModel(store, src!, undefined, o);
+        return pullSigned(store, src!, keyPath, o).then((p) => ((signature = p.report), p.result));
       });
       if (extractDir) files = (await extractModel(store, `${res.destination}`, extractDir, ctx.signal ? { signal: ctx.signal } : {})).files.length;
       return res;
     });
-    report(ctx, v, 'Pulled', r, extractDir ? { extracted: extractDir, files } : {});
+    const sig = signature && { signature: { digest: signature.signature, keyId: signature.keyId, source: signature.source } };
+    report(ctx, v, 'Pulled', r, { ...(extractDir ? { extracted: extractDir, files } : {}), ...sig });
+    if (signature && !v.json && !ctx.quiet && !v.quiet) ctx.stdout.write(`Signature ${signature.signature} by key ${signature.keyId.slice(0, 16)}… verified\n`);
     if (extractDir && !v.json) ctx.stdout.write(`Extracted ${plural(files ?? 0, 'file')} to ${extractDir}\n`);
     return 0;
   },

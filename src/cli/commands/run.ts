@@ -1,4 +1,5 @@
 /** `mpk run REF [PROMPT]`: pull if missing, map the weights from the store, answer or chat. */
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { findPackError, hasErrorCode, PackError } from '../../errors.js';
 import { defaultThreads, loadEngine } from '../../engine/engines.js';
@@ -10,6 +11,7 @@ import { openModel, type OpenedModel } from '../../run/open-model.js';
 import { DEFAULT_TEMPERATURE, type RunSettings } from '../../run/settings.js';
 import type { LocalStore } from '../../store/store.js';
 import { pullModel } from '../../transfer/transfer.js';
+import { requireSignature } from '../../sign/require-signature.js';
 import type { CommandSpec, Ctx } from '../context.js';
 import { parseSize, REGISTRY_HELP, REGISTRY_OPTIONS, transferDisplay, transferOptions } from '../registry-flags.js';
 import { numberIn, wholeNumber } from '../flag-values.js';
@@ -32,6 +34,7 @@ export const runCommand: CommandSpec = {
     '--platform OS/ARCH   from an index: the platform to run',
     '--memory SIZE        from an index without --variant: the best variant whose weights fit this (default: free memory)',
     '--weight PATH        of several GGUF models in one artifact, the file to run',
+    '--require-signature PUB.pem  run only a model signed by this key (mpk sign); checked before any pull',
     '-i, --interactive    chat even when standard input is not a terminal',
     '--verbose            show the engine\'s warnings and timings',
     '--json               print the answer, usage and timings as one JSON object',
@@ -50,6 +53,7 @@ export const runCommand: CommandSpec = {
     platform: { type: 'string' },
     memory: { type: 'string' },
     weight: { type: 'string' },
+    'require-signature': { type: 'string' },
     interactive: { type: 'boolean', short: 'i' },
     verbose: { type: 'boolean' },
   },
@@ -64,7 +68,8 @@ export const runCommand: CommandSpec = {
     let handedOver = false; // openModel owns the engine from its call on (and closes it)
     try {
       return await withStore(ctx, async (store) => {
-        await pullIfMissing(ctx, v, store, ref!);
+        if (typeof v['require-signature'] === 'string') await checkSigned(ctx, v, store, ref!, resolve(ctx.cwd, v['require-signature']));
+        else await pullIfMissing(ctx, v, store, ref!);
         const stdinText = !v.interactive && ctx.stdin && !ctx.stdin.isTTY && ctx.readStdin ? await ctx.readStdin() : undefined;
         handedOver = true;
         const opened = await openModel(store, ref!, {
@@ -142,19 +147,34 @@ async function pullIfMissing(ctx: Ctx, v: Record<string, unknown>, store: LocalS
   } catch (e) {
     if (!hasErrorCode(e, 'NOT_FOUND') || !parseReference(ref).registry) throw e;
   }
+  await pullWithProgress(ctx, v, store, ref, undefined, selection(v));
+}
+
+async function pullWithProgress(ctx: Ctx, v: Record<string, unknown>, store: LocalStore, ref: string, destination: string | undefined, select: Selection): Promise<void> {
   const o = transferOptions(ctx, v);
-  o.select = selection(v);
+  o.select = select;
   o.onSelect = (c) => {
     if (c.reason) ctx.stderr.write(`mpk: ${c.reason}\n`); // which variant of an index is pulled, and why
   };
   const display = transferDisplay(ctx, { ...v, json: false }, o, `Pulling ${ref}`);
   try {
-    await pullModel(store, ref, undefined, o);
+    await pullModel(store, ref, destination, o);
     display.finish({ ok: true });
   } catch (e) {
     display.finish({ ok: false });
     throw e;
   }
+}
+
+/** --require-signature: the model (stored, or in the registry before it is pulled by digest) must be signed by the key. */
+async function checkSigned(ctx: Ctx, v: Record<string, unknown>, store: LocalStore, ref: string, keyPath: string): Promise<void> {
+  const o = transferOptions(ctx, v);
+  o.select = selection(v);
+  o.onSelect = (c) => {
+    if (c.reason) ctx.stderr.write(`mpk: ${c.reason}\n`);
+  };
+  const r = await requireSignature(store, ref, keyPath, o, (pinned, destination, select) => pullWithProgress(ctx, v, store, pinned, destination, select));
+  if (v.verbose) ctx.stderr.write(`mpk: signature ${r.signature} (in ${r.source}) by key ${r.keyId.slice(0, 16)}… verified\n`);
 }
 
 /** --variant, --platform, --memory: which manifest of an index (as mpk pull chooses). */
