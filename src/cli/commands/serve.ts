@@ -52,6 +52,7 @@ export function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions
   if (key) o.tlsKey = key;
   if (v['insecure-open']) o.insecureOpen = true;
   if (v.fsync) o.fsync = true;
+  if (v['no-catalog']) o.catalog = false;
   const del = str(v.delete);
   if (del !== undefined) {
     if (del !== 'all' && del !== 'digest' && del !== 'none') throw new PackError('USAGE', `--delete ${JSON.stringify(del)}: not all, digest or none`, { hint: 'all (default), digest (no tag deletes) or none' });
@@ -147,6 +148,7 @@ export const serveCommand: CommandSpec = {
     '--max-uploads N       requests writing blobs at once (default 64; more queue, then 429)',
     '--max-upload-sessions N  upload sessions open at once (default 10000; more: 429 until some finish or are cancelled)',
     '--min-upload-rate B   cut a blob body slower than B bytes/s over 60 s with a 408, keeping what arrived (default 1024; 0 = none)',
+    '--no-catalog          serve no web catalog (pages at /, JSON at /-/api/); the registry API only',
     '--fsync               flush every blob, manifest and tag to disk before answering (survives a power cut; slower)',
     '--log-format FMT      access log as text (default) or json, on stdout; -q for none',
     'gc: --grace DUR, --dry-run, --json     verify: --json',
@@ -161,6 +163,7 @@ export const serveCommand: CommandSpec = {
     'tls-key': { type: 'string' },
     'insecure-open': { type: 'boolean' },
     fsync: { type: 'boolean' },
+    'no-catalog': { type: 'boolean' },
     delete: { type: 'string' },
     'upload-ttl': { type: 'string' },
     'gc-interval': { type: 'string' },
