@@ -44,7 +44,7 @@ export function modelBody(d: ModelDetailsView, commands: Array<{ label: string; 
   const annotations = Object.entries(d.annotations).filter(([k]) => k !== 'org.cncf.model.gguf.metadata+json');
   return html`${crumbs(d.repository, d.reference)}<h1>${title}</h1>
 <div class="facts">${chips}<span class="chip">${d.kind}</span><span class="chip">${formatSize(d.size)}</span></div>
-<p class="muted mono" title="manifest digest">${d.digest}</p>
+<p class="muted mono digest" title="manifest digest">${d.digest}</p>
 <div class="grid">
 <div>
 ${

@@ -43,7 +43,10 @@ th, td { text-align: left; padding: .55rem .6rem; border-bottom: 1px solid var(-
 th { font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); font-weight: 600; white-space: nowrap; }
 tbody tr:hover { background: var(--chip); }
 td.num, th.num { text-align: right; white-space: nowrap; }
-td.name a { font-weight: 600; word-break: break-all; }
+td.name a { font-weight: 600; overflow-wrap: anywhere; }
+@media (min-width: 901px) { td.name { min-width: 17rem; } }
+.digest { overflow-wrap: anywhere; margin-top: 0; }
+.grid > div { min-width: 0; }
 .chip { display: inline-block; background: var(--chip); border-radius: 999px; padding: .05rem .55rem; font-size: .8rem; margin: 0 .25rem .25rem 0; white-space: nowrap; }
 .pager { display: flex; gap: .4rem; align-items: center; justify-content: space-between; margin-top: .8rem; flex-wrap: wrap; }
 .pager .pages { display: flex; gap: .3rem; flex-wrap: wrap; }
@@ -56,7 +59,7 @@ td.name a { font-weight: 600; word-break: break-all; }
 .cmd .label { font-size: .8rem; color: var(--muted); margin-bottom: .2rem; }
 .cmd .row { display: flex; gap: .4rem; align-items: stretch; }
 .cmd pre { flex: 1; margin: 0; background: var(--code); border-radius: .4rem; padding: .5rem .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
-.copy { min-width: 4.6rem; }
+.copy { min-width: 4.6rem; align-self: flex-start; }
 dl.meta { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .3rem 1rem; margin: 0; }
 dl.meta dt { color: var(--muted); }
 dl.meta dd { margin: 0; word-break: break-word; }
