@@ -46,6 +46,7 @@ before(async () => {
     { account: 'alice', name: '*', actions: ['*'] },
     { account: 'bob', name: 'team/*', actions: ['pull'] },
     { account: '', name: 'public/*', actions: ['pull'] },
+    { account: '*', name: 'public/*', actions: ['pull'] },
   ] }));
   secured = await startTestServer(hooks, { tokenUsers: users });
   for (const name of ['public/open', 'team/secret']) {

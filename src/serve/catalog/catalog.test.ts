@@ -172,6 +172,7 @@ async function tokenServer(t: Parameters<typeof startTestServer>[0], loginLimits
         { account: 'alice', name: '*', actions: ['pull', 'push', 'delete'] },
         { account: 'bob', name: 'team/*', actions: ['pull'] },
         { account: '', name: 'public/*', actions: ['pull'] },
+        { account: '*', name: 'public/*', actions: ['pull'] },
       ],
     }),
   );
@@ -206,6 +207,11 @@ test('with token auth: anonymous viewers see what anonymous may pull, and nothin
   const q = new URLSearchParams({ service: 'mpk-serve', scope: 'repository:team/secret:pull' });
   const tok = (await request(`${s.url}/token?${q}`, { headers: basic('bob', 'bob-pw') })).json<{ token: string }>().token;
   assert.deepEqual(await listed(s.url, { authorization: `Bearer ${tok}` }), ['public/open', 'team/secret']);
+  // The registry's own _catalog lists the same for the same user.
+  const catTok = (await request(`${s.url}/token?service=mpk-serve&scope=registry:catalog:*`, { headers: basic('bob', 'bob-pw') })).json<{ token: string }>().token;
+  assert.deepEqual((await request(`${s.url}/v2/_catalog`, { headers: { authorization: `Bearer ${catTok}` } })).json().repositories, ['public/open', 'team/secret']);
+  const anonTok = (await request(`${s.url}/token?service=mpk-serve&scope=registry:catalog:*`)).json<{ token: string }>().token;
+  assert.deepEqual((await request(`${s.url}/v2/_catalog`, { headers: { authorization: `Bearer ${anonTok}` } })).json().repositories, ['public/open']);
   assert.equal((await request(`${s.url}/-/api/catalog`, { headers: { authorization: 'Bearer nope' } })).status, 401);
 });
 

@@ -3,8 +3,8 @@
  * an `Authorization` header (Basic with a registry user's password, or, with --token-users, a
  * Bearer token from /token), else the session cookie a login made, else anonymous. They see a
  * repository exactly when they may pull it: everyone on an open registry; signed-in users with
- * --htpasswd; with --token-users what the access rules (or the token) grant them, plus what they
- * grant account "" (anonymous), which is all anonymous viewers see.
+ * --htpasswd; with --token-users what the access rules (or the token) grant that account, anonymous
+ * viewers what they grant account "" (a rule for account "*" covers every signed-in user).
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -105,6 +105,6 @@ export function mayPull(auth: Auth, viewer: Viewer, name: string): boolean {
   if (c.mode === 'none') return true;
   if (c.mode === 'basic') return viewer.user !== '';
   if (viewer.claims && auth.canPull({ user: viewer.user, claims: viewer.claims }, name)) return true;
-  // What anonymous users may pull, a signed-in one may too (without a token, as anyone).
-  return c.tokens.policy.allows(viewer.user, name, 'pull') || (viewer.user !== '' && c.tokens.policy.allows('', name, 'pull'));
+  // As the registry decides a pull: the rules for this account ('' = anonymous), as a token would carry them.
+  return c.tokens.policy.allows(viewer.user, name, 'pull');
 }
