@@ -49,7 +49,8 @@ export interface CatalogOptions {
 export class Catalog {
   readonly index: CatalogIndex;
   readonly sessions = new Sessions();
-  private readonly details = new Lru<string, ModelDetailsView>(2000);
+  /** Model pages' data by repository generation: at most 2,000, and 64 MiB of JSON (cards can be 512 KiB). */
+  private readonly details = new Lru<string, ModelDetailsView>(2000, 64 * 1024 * 1024);
 
   constructor(private readonly opts: CatalogOptions) {
     this.index = new CatalogIndex(opts.store);
@@ -123,7 +124,7 @@ export class Catalog {
     const hit = this.details.get(key);
     if (hit) return hit;
     const d = await modelDetails(this.opts.store, name, ref, digest);
-    if (d) this.details.set(key, d);
+    if (d) this.details.set(key, d, Buffer.byteLength(JSON.stringify(d)) + (d.card?.html.length ?? 0));
     return d;
   }
 
