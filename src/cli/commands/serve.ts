@@ -79,7 +79,8 @@ async function serve(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
   const o = serveOptions(ctx, v);
   const server = await startServer(o);
   const mode = o.tokenUsers ? 'token' : o.htpasswd ? 'basic' : 'none';
-  ctx.stdout.write(`mpk serve: listening on ${server.url} (root ${server.root}, auth ${mode}); Ctrl-C stops\n`);
+  const web = o.catalog === false ? '' : `, web catalog ${server.url}/`;
+  ctx.stdout.write(`mpk serve: listening on ${server.url} (root ${server.root}, auth ${mode}${web}); Ctrl-C stops\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   ctx.stderr.write('mpk serve: stopping (running requests may finish)\n');
   await server.close();

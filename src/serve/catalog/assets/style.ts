@@ -58,7 +58,7 @@ td.name a { font-weight: 600; overflow-wrap: anywhere; }
 .cmd { margin-bottom: .75rem; }
 .cmd .label { font-size: .8rem; color: var(--muted); margin-bottom: .2rem; }
 .cmd .row { display: flex; gap: .4rem; align-items: stretch; }
-.cmd pre { flex: 1; margin: 0; background: var(--code); border-radius: .4rem; padding: .5rem .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
+.cmd pre { flex: 1; min-width: 0; margin: 0; background: var(--code); border-radius: .4rem; padding: .5rem .6rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere; }
 .copy { min-width: 4.6rem; align-self: flex-start; }
 dl.meta { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .3rem 1rem; margin: 0; }
 dl.meta dt { color: var(--muted); }
