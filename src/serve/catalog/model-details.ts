@@ -148,12 +148,17 @@ export function pullCommands(host: string, name: string, reference: string, d: P
   if (d.kind === 'docker-ai') out.push({ label: 'Docker Model Runner', command: `docker model pull ${ref}` });
   else if (gguf && (d.kind === 'modelpack' || d.kind === 'index')) {
     const dmr = `${host}/${name}:${tag}-docker`;
-    out.push({ label: 'Docker Model Runner', command: `mpk pull ${ref} && mpk convert ${ref} --format docker -t ${dmr} && mpk push ${dmr} && docker model pull ${dmr}` });
+    out.push({ label: 'Docker Model Runner', command: steps(`mpk pull ${ref}`, `mpk convert ${ref} --format docker -t ${dmr}`, `mpk push ${dmr}`, `docker model pull ${dmr}`) });
   }
   if (d.kind === 'ollama' && name.split('/').length === 2) out.push({ label: 'Ollama', command: `ollama pull ${ref}` });
   else if (gguf || d.kind === 'ollama') {
     const local = `${name.split('/').pop()}:${tag}`;
-    out.push({ label: 'Ollama', command: `mpk pull ${ref} && mpk export ollama ${ref} ${local} && ollama run ${local}` });
+    out.push({ label: 'Ollama', command: steps(`mpk pull ${ref}`, `mpk export ollama ${ref} ${local}`, `ollama run ${local}`) });
   }
   return out;
+}
+
+/** Shell commands run one after the other, one to a line. */
+function steps(...cmds: string[]): string {
+  return cmds.join(' && \\\n');
 }
