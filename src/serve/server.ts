@@ -151,7 +151,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const auth = new Auth(config, () => base);
   const graceMs = opts.gcGraceMs ?? 3600_000;
   const users = new WeakMap<http.IncomingMessage, string>();
-  const catalog = opts.catalog === false ? undefined : new Catalog({ store, auth, base: () => base });
+  const catalog = opts.catalog === false ? undefined : new Catalog({ store, auth, base: () => base, onIdentity: (req, user) => users.set(req, user) });
   const app = createApp({
     ...(catalog ? { catalog, onRepoChange: (name: string) => catalog.changed(name) } : {}),
     store,

@@ -5,12 +5,13 @@
  * viewers, sessions (cookie flags, Origin check, throttle), Basic and Bearer.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'node:test';
 import bcrypt from 'bcryptjs';
 import { HOSTILE_README, pushTestIndex, pushTestModel } from '../../test-support/catalog-models.js';
 import { OCI_MANIFEST, putBlob, request, startTestServer, type Res } from '../../test-support/serve.js';
+import { requirePeer, runCommand } from '../../test-support/peers.js';
 import { tempDir } from '../../test-support/tmp.js';
 
 const GGUF = { 'general.architecture': 'llama', 'general.name': 'Tiny', 'general.license': 'mit', 'llama.context_length': 4096, 'llama.block_count': 2 };
@@ -260,4 +261,22 @@ test('with basic auth, anonymous viewers see nothing; an open registry needs no 
   assert.deepEqual(await listed(s.url, basic('carol', 'carol-pw')), ['team/model']);
   const open = await startTestServer(t, { catalog: false });
   assert.equal((await request(`${open.url}/`)).status, 404, '--no-catalog serves no pages');
+});
+
+test('under TLS the session cookie is Secure', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
+  const dir = await tempDir(t);
+  const [key, cert, file] = [join(dir, 'key.pem'), join(dir, 'cert.pem'), join(dir, 'htpasswd')];
+  const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  assert.equal(made.code, 0, made.stderr);
+  await writeFile(file, `carol:${bcrypt.hashSync('carol-pw', 4)}\n`);
+  const s = await startTestServer(t, { htpasswd: file, tlsCert: cert, tlsKey: key });
+  assert.match(s.url, /^https:/);
+  const ca = await readFile(cert);
+  const r = await request(`${s.url}/-/login`, { method: 'POST', ca, body: 'user=carol&password=carol-pw&next=%2F', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url } });
+  assert.equal(r.status, 303, r.text);
+  assert.match(String(r.headers['set-cookie']), /; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+  // The http:// origin of the same host is another origin.
+  const plain = await request(`${s.url}/-/login`, { method: 'POST', ca, body: 'user=carol&password=carol-pw', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: s.url.replace('https:', 'http:') } });
+  assert.equal(plain.status, 403);
 });

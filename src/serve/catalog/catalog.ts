@@ -44,6 +44,8 @@ export interface CatalogOptions {
   auth: Auth;
   /** scheme://host:port of the server, for a request without a usable Host header. */
   base: () => string;
+  /** Who a request ran as, for the access log. */
+  onIdentity?(req: IncomingMessage, user: string): void;
 }
 
 export class Catalog {
@@ -94,6 +96,7 @@ export class Catalog {
     const target = parsePagePath(path);
     if (!target) throw new ServeError(404, 'UNSUPPORTED', 'no such page');
     const viewer = await identifyViewer(req, this.opts.auth, this.sessions);
+    this.opts.onIdentity?.(req, viewer.user);
     const visible = (name: string): boolean => mayPull(this.opts.auth, viewer, name);
     await this.index.fresh();
     const chrome: Chrome = { user: viewer.user, canLogin: this.opts.auth.mode !== 'none', here: req.url ?? '/' };
