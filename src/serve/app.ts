@@ -15,6 +15,7 @@ import { listCatalog, listReferrers, listTags } from './listing-routes.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
 import { route, splitTarget, type Route } from './router.js';
 import type { TokenService } from './token.js';
+import { isCatalogPath, type Catalog } from './catalog/catalog.js';
 import { deleteUpload, patchUpload, postUpload, putUpload, uploadStatus } from './upload-routes.js';
 
 const METHODS: Record<Route['kind'], string[]> = {
@@ -33,6 +34,8 @@ const METHODS: Record<Route['kind'], string[]> = {
 
 export interface AppOptions extends Services {
   tokens?: TokenService;
+  /** The web catalog (pages at `/`, `/r/…`, `/-/…`); none when started with --no-catalog. */
+  catalog?: Catalog;
   /** Requests writing blob bytes at once (default 64); more wait in a queue of 4× that, then 429. */
   maxUploads?: number;
   /**
@@ -111,6 +114,7 @@ interface Admissions {
 async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOptions, admission: Admissions): Promise<void> {
   const method = req.method ?? 'GET';
   const { path, query } = splitTarget(req.url ?? '/');
+  if (opts.catalog && isCatalogPath(path)) return opts.catalog.handle(req, res, path, query);
   const r = route(path);
   const allowed = METHODS[r.kind];
   if (r.kind === 'unknown') throw new ServeError(404, 'UNSUPPORTED', { path: path.length > 200 ? `${path.slice(0, 200)}…` : path, reason: 'no such endpoint' });

@@ -16,6 +16,8 @@ export interface Services {
   deletes: DeleteMode;
   /** A blob link older than this is touched when checked (keeps it from the collector). */
   touchOlderMs: number;
+  /** Told after a manifest or tag of a repository was stored or deleted (the web catalog's index). */
+  onRepoChange?: (name: string) => void;
 }
 
 export interface RequestCtx extends Services {

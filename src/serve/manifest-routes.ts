@@ -56,6 +56,7 @@ export async function putManifest(ctx: RequestCtx, name: string, reference: stri
     await checkReferences(ctx, name, parsed);
     await ctx.store.putManifest(name, { digest, mediaType: parsed.mediaType, bytes }, parsed, 'tag' in ref ? ref.tag : undefined);
   });
+  ctx.onRepoChange?.(name);
   send(ctx.req, ctx.res, 201, {
     location: `/v2/${name}/manifests/${digest}`,
     'docker-content-digest': digest,
@@ -102,5 +103,6 @@ export async function deleteManifest(ctx: RequestCtx, name: string, reference: s
   } else if (!(await ctx.store.deleteManifest(name, ref.digest))) {
     throw manifestUnknown(reference);
   }
+  ctx.onRepoChange?.(name);
   send(ctx.req, ctx.res, 202);
 }

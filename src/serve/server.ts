@@ -16,6 +16,7 @@ import { AccessPolicy, PasswordChecker, loadHtpasswd, loadUsersFile } from './ac
 import { formatAccess, watchRequest, type LogFormat } from './access-log.js';
 import { InFlight, listenOn } from '../internal/http-lifecycle.js';
 import { createApp } from './app.js';
+import { Catalog } from './catalog/catalog.js';
 import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
 import type { DeleteMode } from './context.js';
@@ -62,6 +63,8 @@ export interface ServeOptions {
   manifestMemoryBytes?: number;
   maxHashWorkers?: number;
   maxHeaderBytes?: number;
+  /** Serve the web catalog at / (default true). */
+  catalog?: boolean;
   /** Flush each commit to disk before answering (default off: see durable.ts). */
   fsync?: boolean;
   /** A connection silent this long is closed (default 120 s). */
@@ -148,7 +151,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const auth = new Auth(config, () => base);
   const graceMs = opts.gcGraceMs ?? 3600_000;
   const users = new WeakMap<http.IncomingMessage, string>();
+  const catalog = opts.catalog === false ? undefined : new Catalog({ store, auth, base: () => base, onIdentity: (req, user) => users.set(req, user) });
   const app = createApp({
+    ...(catalog ? { catalog, onRepoChange: (name: string) => catalog.changed(name) } : {}),
     store,
     uploads,
     gate,

@@ -54,7 +54,7 @@ export class TokenService {
   readonly ttlSeconds: number;
   readonly policy: AccessPolicy;
   private readonly secret: Buffer;
-  private readonly passwords: PasswordChecker;
+  readonly passwords: PasswordChecker;
 
   constructor(opts: TokenServiceOptions) {
     this.service = opts.service ?? 'mpk-serve';

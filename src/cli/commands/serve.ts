@@ -52,6 +52,7 @@ export function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions
   if (key) o.tlsKey = key;
   if (v['insecure-open']) o.insecureOpen = true;
   if (v.fsync) o.fsync = true;
+  if (v['no-catalog']) o.catalog = false;
   const del = str(v.delete);
   if (del !== undefined) {
     if (del !== 'all' && del !== 'digest' && del !== 'none') throw new PackError('USAGE', `--delete ${JSON.stringify(del)}: not all, digest or none`, { hint: 'all (default), digest (no tag deletes) or none' });
@@ -78,7 +79,8 @@ async function serve(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
   const o = serveOptions(ctx, v);
   const server = await startServer(o);
   const mode = o.tokenUsers ? 'token' : o.htpasswd ? 'basic' : 'none';
-  ctx.stdout.write(`mpk serve: listening on ${server.url} (root ${server.root}, auth ${mode}); Ctrl-C stops\n`);
+  const web = o.catalog === false ? '' : `, web catalog ${server.url}/`;
+  ctx.stdout.write(`mpk serve: listening on ${server.url} (root ${server.root}, auth ${mode}${web}); Ctrl-C stops\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   ctx.stderr.write('mpk serve: stopping (running requests may finish)\n');
   await server.close();
@@ -147,6 +149,7 @@ export const serveCommand: CommandSpec = {
     '--max-uploads N       requests writing blobs at once (default 64; more queue, then 429)',
     '--max-upload-sessions N  upload sessions open at once (default 10000; more: 429 until some finish or are cancelled)',
     '--min-upload-rate B   cut a blob body slower than B bytes/s over 60 s with a 408, keeping what arrived (default 1024; 0 = none)',
+    '--no-catalog          serve no web catalog (pages at /, JSON at /-/api/); the registry API only',
     '--fsync               flush every blob, manifest and tag to disk before answering (survives a power cut; slower)',
     '--log-format FMT      access log as text (default) or json, on stdout; -q for none',
     'gc: --grace DUR, --dry-run, --json     verify: --json',
@@ -161,6 +164,7 @@ export const serveCommand: CommandSpec = {
     'tls-key': { type: 'string' },
     'insecure-open': { type: 'boolean' },
     fsync: { type: 'boolean' },
+    'no-catalog': { type: 'boolean' },
     delete: { type: 'string' },
     'upload-ttl': { type: 'string' },
     'gc-interval': { type: 'string' },
