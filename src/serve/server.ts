@@ -19,16 +19,24 @@ import { createApp } from './app.js';
 import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
 import type { DeleteMode } from './context.js';
-import { collectGarbage, gcSummary, type GcResult } from './gc.js';
+import { openBackend } from './backend.js';
+import { gcSummary, type GcResult } from './gc.js';
 import { Gate } from './gate.js';
 import type { LoginLimits } from './login-throttle.js';
-import { RepoStore } from './repo-store.js';
-import { lockRoot } from './root-lock.js';
 import { TokenService } from './token.js';
-import { Uploads } from './uploads.js';
 
 export interface ServeOptions {
+  /** The filesystem root; with `storage`, unused (and may be ''). */
   root: string;
+  /** `s3://BUCKET[/PREFIX]`: keep everything in object storage; replicas may share it. */
+  storage?: string;
+  /** An S3-compatible endpoint (path-style), e.g. Ceph RGW or MinIO. */
+  s3Endpoint?: string;
+  s3Region?: string;
+  /** Credentials instead of the AWS chain (environment, AWS_PROFILE...). */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Blob GETs answered with a 307 to a presigned URL valid this many seconds (default 0: stream through). */
+  s3RedirectSeconds?: number;
   /** HOST:PORT, [V6]:PORT or :PORT (every interface). Default 127.0.0.1:5000; port 0 picks one. */
   addr?: string;
   /** htpasswd file (bcrypt): Basic auth, every user may pull, push and delete. */
@@ -128,21 +136,25 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? (() => undefined);
   if (config.mode !== 'none' && !tls && !isLoopback(host)) log(`warning: passwords and tokens to ${host}:${port} travel in clear text; serve TLS with --tls-cert/--tls-key`);
 
-  const release = await lockRoot(root, 'the server');
-  const store = new RepoStore(root, !!opts.fsync);
-  const uploads = new Uploads(root, store.pool, {
-    fsync: !!opts.fsync,
-    ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
-    ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
-    maxSessions: opts.maxUploadSessions ?? 10_000,
-    minRate: opts.minUploadRate ?? 1024,
-    ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
+  const backend = await openBackend({
+    root,
+    storage: opts.storage,
+    s3Endpoint: opts.s3Endpoint,
+    s3Region: opts.s3Region,
+    s3Credentials: opts.s3Credentials,
+    s3RedirectSeconds: opts.s3RedirectSeconds,
+    fsync: opts.fsync,
+    uploads: {
+      fsync: !!opts.fsync,
+      ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
+      ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
+      maxSessions: opts.maxUploadSessions ?? 10_000,
+      minRate: opts.minUploadRate ?? 1024,
+      ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
+    },
   });
-  // The sessions a previous run left count against --max-upload-sessions from the start.
-  await uploads.countSessions().catch(async (e: unknown) => {
-    await release();
-    throw e;
-  });
+  const { store, uploads } = backend;
+  const release = (): Promise<void> => backend.release();
   const gate = new Gate();
   let base = '';
   const auth = new Auth(config, () => base);
@@ -198,7 +210,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const collect = (grace = graceMs): Promise<GcResult> =>
     track(
       (async () => {
-        const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
+        const r = await backend.collect({ graceMs: grace, gate });
         if (r.blobsRemoved || r.linksRemoved || r.referrersRemoved || r.uploadsRemoved || r.tempsRemoved) log(`gc: removed ${gcSummary(r, bytes)}: ${bytes(r.bytesFreed)} freed`);
         for (const p of r.problems) log(`gc: ${p}`);
         return r;
@@ -235,7 +247,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     url: base,
     host: `${shownHost}:${actual}`,
     port: actual,
-    root,
+    root: backend.where,
     collect,
     close() {
       closed ??= (async () => {

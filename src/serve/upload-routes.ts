@@ -12,7 +12,8 @@ import type { RequestCtx } from './context.js';
 import { ServeError } from './errors.js';
 import { contentLength, hasBody, parseContentRange, send } from './http-util.js';
 import { checkDigest, checkName } from './router.js';
-import { rangeError, uploadHeaders, type Session } from './uploads.js';
+import type { UploadSession as Session } from './storage.js';
+import { rangeError, uploadHeaders } from './uploads.js';
 
 /** Repositories searched for a mount without `from`. */
 const MAX_MOUNT_SEARCH = 1000;

@@ -1,0 +1,333 @@
+/**
+ * Blob upload sessions in the bucket, so that any replica can continue any upload:
+ *
+ *   _uploads/<uuid>/state.json   repository, size, the S3 multipart upload and its parts, the tail
+ *   _uploads/<uuid>/tail-<rand>  the last bytes, fewer than S3's 5 MiB part minimum
+ *   _uploads/<uuid>/blob         the multipart upload's object, completed only at the closing PUT
+ *
+ * A body is cut into parts as it arrives (8 MiB, growing by 8 MiB every 1000 parts: 10,000
+ * parts hold 430 GiB) and sent as S3 multipart parts, 4 at a time; what is left under the part
+ * minimum is kept as the tail object and put in front of the next chunk, which is how chunks of any
+ * size fit S3's rule. The state is replaced by a conditional PUT (If-Match): a request first takes
+ * the session over (a new writer token), then commits the new size; one whose commit finds another
+ * writer's state has its bytes dropped (416). So the state always names a prefix of the stream; a
+ * replica killed mid-body leaves the state of its last commit, from which the client resumes on
+ * any replica.
+ *
+ * The digest is computed as bytes pass (sha256, in this process). A replica that did not see every
+ * byte (chunks went to several replicas) reads the completed object back once to hash it. Only when
+ * the digest matches is the object copied (server-side) to `blobs/<alg>/<hex>`: nothing unverified
+ * is ever visible under a digest.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { ParsedDigest } from '../../oci/digest.js';
+import { BodyInterrupted, ServeError, uploadUnknown } from '../errors.js';
+import { isUploadId } from '../router.js';
+import type { AppendOptions, UploadSession, UploadStore } from '../storage.js';
+import { rangeError } from '../uploads.js';
+import type { Bucket } from './s3-client.js';
+import { blobKey } from './s3-store.js';
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (all but the last). */
+const MIN_PART = 5 * MiB;
+const PARTS_IN_FLIGHT = 4;
+const partSize = (n: number): number => 8 * MiB * (1 + Math.floor((n - 1) / 1000));
+
+interface Part {
+  n: number;
+  etag: string;
+  size: number;
+}
+
+interface State {
+  name: string;
+  created: string;
+  size: number;
+  writer?: string;
+  multipart?: string;
+  parts: Part[];
+  tail?: { key: string; size: number };
+}
+
+export interface S3Session extends UploadSession {
+  /** Set while a body is being appended: stops it (DELETE of the session). */
+  abort?: (() => void) | undefined;
+}
+
+const dir = (id: string): string => `_uploads/${id}/`;
+const stateKey = (id: string): string => `${dir(id)}state.json`;
+const blobTmp = (id: string): string => `${dir(id)}blob`;
+
+export class S3Uploads implements UploadStore<S3Session> {
+  readonly ttlMs: number;
+  /** Closes that had to read the blob back to hash it (chunks went to several replicas). */
+  rehashed = 0;
+  /** This process's running sha256 of each session it has seen every byte of. */
+  private readonly hashes = new Map<string, { hash: Hash; offset: number; used: number }>();
+
+  constructor(
+    private readonly bucket: Bucket,
+    opts: { ttlMs?: number } = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 24 * 3600_000;
+  }
+
+  /** Sessions are not counted on object storage (no --max-upload-sessions there). */
+  async countSessions(): Promise<number> {
+    return 0;
+  }
+
+  private async read(id: string): Promise<{ doc: State; etag: string } | undefined> {
+    const got = await this.bucket.getSmall(stateKey(id), 4 * MiB);
+    if (!got) return undefined;
+    try {
+      const doc = JSON.parse(got.bytes.toString('utf8')) as State;
+      if (typeof doc.name !== 'string' || !Number.isSafeInteger(doc.size) || !Array.isArray(doc.parts)) return undefined;
+      return { doc, etag: got.etag };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async create(name: string): Promise<S3Session> {
+    const id = randomUUID();
+    const doc: State = { name, created: new Date().toISOString(), size: 0, parts: [] };
+    await this.bucket.put(stateKey(id), JSON.stringify(doc), { ifNoneMatch: '*' });
+    this.hashes.set(id, { hash: createHash('sha256'), offset: 0, used: Date.now() });
+    return { id, name };
+  }
+
+  async open(name: string, id: string): Promise<S3Session> {
+    if (!isUploadId(id)) throw uploadUnknown(id);
+    const st = await this.read(id);
+    if (!st || st.doc.name !== name) throw uploadUnknown(id);
+    return { id, name };
+  }
+
+  async size(s: S3Session): Promise<number> {
+    const st = await this.read(s.id);
+    if (!st) throw uploadUnknown(s.id);
+    return st.doc.size;
+  }
+
+  async append(s: S3Session, body: Readable, o: AppendOptions): Promise<number> {
+    const st = await this.read(s.id);
+    if (!st || st.doc.name !== s.name) throw uploadUnknown(s.id);
+    const base = st.doc;
+    if (o.start !== undefined && o.start !== base.size) throw rangeError(s, base.size, o.location, `the chunk starts at ${o.start}; the upload holds ${base.size} bytes`);
+    if (o.length === 0) return base.size;
+    // Take the session over: a writer that was cut (its replica killed) cannot commit after this.
+    const writer = randomUUID();
+    const mine = await this.bucket.put(stateKey(s.id), JSON.stringify({ ...base, writer }), { ifMatch: st.etag });
+    if (mine === false) throw rangeError(s, base.size, o.location, 'another request is writing to this upload');
+
+    const local = this.hashes.get(s.id);
+    const hash = local && local.offset === base.size ? local.hash : base.size === 0 ? createHash('sha256') : undefined;
+    this.hashes.delete(s.id);
+    const doc: State = { ...base, writer, parts: [...base.parts] };
+    let multipart = base.multipart;
+    let next = (base.parts.at(-1)?.n ?? 0) + 1;
+    const inflight = new Set<Promise<void>>();
+    let partFailure: unknown;
+    const sendPart = async (bytes: Buffer): Promise<void> => {
+      multipart ??= await this.bucket.createMultipart(blobTmp(s.id));
+      const n = next++;
+      const p = this.bucket.uploadPart(blobTmp(s.id), multipart, n, bytes).then(
+        (etag) => void doc.parts.push({ n, etag, size: bytes.length }),
+        (e: unknown) => void (partFailure ??= e),
+      );
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      while (inflight.size >= PARTS_IN_FLIGHT) await Promise.race(inflight);
+      if (partFailure !== undefined) throw partFailure;
+    };
+
+    let buf = Buffer.allocUnsafe(partSize(next));
+    let fill = 0;
+    if (base.tail) {
+      const t = await this.bucket.getSmall(base.tail.key, 64 * MiB);
+      if (!t || t.bytes.length !== base.tail.size) throw uploadUnknown(s.id);
+      if (t.bytes.length > buf.length) buf = Buffer.allocUnsafe(t.bytes.length + partSize(next));
+      t.bytes.copy(buf);
+      fill = t.bytes.length;
+    }
+    let received = 0;
+    const failure = await new Promise<unknown>((resolve) => {
+      let done = false;
+      const finish = (err?: unknown): void => {
+        if (done) return;
+        done = true;
+        body.off('data', onData);
+        s.abort = undefined;
+        resolve(err);
+      };
+      const onData = (chunk: Buffer): void => {
+        if (o.length !== undefined && received + chunk.length > o.length) return finish(sizeMismatch(o.length, 'more'));
+        received += chunk.length;
+        hash?.update(chunk);
+        let c = chunk;
+        while (c.length > 0) {
+          const k = Math.min(c.length, buf.length - fill);
+          c.copy(buf, fill, 0, k);
+          fill += k;
+          c = c.subarray(k);
+          if (fill === buf.length) {
+            const full = buf;
+            buf = Buffer.allocUnsafe(partSize(next + 1));
+            fill = 0;
+            body.pause();
+            sendPart(full).then(
+              () => done || body.resume(),
+              (e: unknown) => finish(e),
+            );
+          }
+        }
+      };
+      if (body.destroyed) return finish(new BodyInterrupted('the client closed the connection'));
+      body.on('data', onData);
+      body.once('end', () => finish(o.length !== undefined && received !== o.length ? sizeMismatch(o.length, 'fewer') : undefined));
+      body.once('close', () => finish(new BodyInterrupted('the client closed the connection')));
+      body.once('error', (e) => finish(new BodyInterrupted(e.message)));
+      s.abort = () => {
+        finish(new BodyInterrupted('the upload was cancelled'));
+        body.destroy();
+      };
+    });
+    // What arrived is kept whole however the body ended: the state stays a prefix of the stream.
+    while (inflight.size > 0) await Promise.race(inflight);
+    if (partFailure === undefined && fill >= MIN_PART) {
+      await sendPart(buf.subarray(0, fill)).catch((e: unknown) => void (partFailure ??= e));
+      while (inflight.size > 0) await Promise.race(inflight);
+      fill = 0;
+    }
+    if (partFailure !== undefined) throw partFailure; // the state still names the last commit: the client resumes from there
+    doc.parts.sort((a, b) => a.n - b.n);
+    if (multipart) doc.multipart = multipart;
+    if (fill > 0) {
+      const key = `${dir(s.id)}tail-${randomUUID()}`;
+      await this.bucket.put(key, Buffer.from(buf.subarray(0, fill)));
+      doc.tail = { key, size: fill };
+    } else delete doc.tail;
+    doc.size = base.size + received;
+    const committed = await this.bucket.put(stateKey(s.id), JSON.stringify(doc), { ifMatch: mine });
+    if (committed === false) {
+      if (doc.tail) await this.bucket.del(doc.tail.key).catch(() => undefined);
+      throw rangeError(s, base.size, o.location, 'another request took this upload over');
+    }
+    if (base.tail && base.tail.key !== doc.tail?.key) await this.bucket.del(base.tail.key).catch(() => undefined);
+    if (hash) this.hashes.set(s.id, { hash, offset: doc.size, used: Date.now() });
+    if (failure !== undefined) throw failure;
+    return doc.size;
+  }
+
+  async complete(s: S3Session, digest: string, parsed: ParsedDigest, _location: string, around: (commit: () => Promise<void>) => Promise<void> = (c) => c()): Promise<number> {
+    const st = await this.read(s.id);
+    if (!st || st.doc.name !== s.name) throw uploadUnknown(s.id);
+    const doc = st.doc;
+    const local = this.hashes.get(s.id);
+    let got = parsed.algorithm === 'sha256' && local?.offset === doc.size ? `sha256:${local.hash.copy().digest('hex')}` : undefined;
+    let src: string | undefined;
+    if (doc.multipart) {
+      const parts = doc.parts.map((p) => ({ PartNumber: p.n, ETag: p.etag }));
+      if (doc.tail) {
+        const n = (doc.parts.at(-1)?.n ?? 0) + 1;
+        parts.push({ PartNumber: n, ETag: await this.bucket.copyPart(blobTmp(s.id), doc.multipart, n, doc.tail.key) });
+      }
+      await this.bucket.completeMultipart(blobTmp(s.id), doc.multipart, parts);
+      const done: State = { ...doc, parts: [] };
+      delete done.multipart;
+      delete done.tail;
+      await this.bucket.put(stateKey(s.id), JSON.stringify({ ...done, completed: true }));
+      if (doc.tail) await this.bucket.del(doc.tail.key).catch(() => undefined);
+      src = blobTmp(s.id);
+    } else if (doc.tail) src = doc.tail.key;
+    else if ((doc as { completed?: boolean }).completed) src = blobTmp(s.id);
+    if (got === undefined) {
+      this.rehashed++;
+      got = await this.hashObject(src, parsed.algorithm);
+    }
+    if (got !== digest) {
+      await this.remove(s.id);
+      throw new ServeError(400, 'DIGEST_INVALID', { digest, reason: `the uploaded ${doc.size} bytes have digest ${got}` });
+    }
+    await around(async () => {
+      const there = await this.bucket.head(blobKey(digest));
+      if (there?.size === doc.size) return;
+      if (src) await this.bucket.copy(src, blobKey(digest), doc.size);
+      else await this.bucket.put(blobKey(digest), Buffer.alloc(0));
+    });
+    await this.remove(s.id);
+    return doc.size;
+  }
+
+  private async hashObject(key: string | undefined, algorithm: ParsedDigest['algorithm']): Promise<string> {
+    const h = createHash(algorithm);
+    if (key !== undefined) {
+      const body = await this.bucket.getStream(key);
+      if (!body) throw new Error(`the upload's ${key} is gone`);
+      for await (const c of body) h.update(c as Buffer);
+    }
+    return `${algorithm}:${h.digest('hex')}`;
+  }
+
+  async cancel(s: S3Session): Promise<void> {
+    s.abort?.();
+    await this.remove(s.id);
+  }
+
+  /** Removes a session: its multipart upload, objects, then its state. */
+  private async remove(id: string): Promise<void> {
+    this.hashes.delete(id);
+    const st = await this.read(id);
+    if (st?.doc.multipart) await this.bucket.abortMultipart(blobTmp(id), st.doc.multipart);
+    for await (const o of this.bucket.list(dir(id))) if (o.key !== stateKey(id)) await this.bucket.del(o.key);
+    await this.bucket.del(stateKey(id));
+  }
+
+  /**
+   * Removes sessions untouched for the time-to-live (by their state's time: every commit rewrites
+   * it), and multipart uploads older than that which no session names (a replica killed between
+   * starting one and committing).
+   */
+  async expire(o: { now?: number; ttlMs?: number; dryRun?: boolean } = {}): Promise<{ sessions: number; bytes: number }> {
+    const { now = Date.now(), ttlMs = this.ttlMs, dryRun = false } = o;
+    for (const [id, h] of this.hashes) if (now - h.used > 600_000) this.hashes.delete(id);
+    const out = { sessions: 0, bytes: 0 };
+    const live = new Set<string>();
+    const sizes = new Map<string, { bytes: number; newest: number; state: boolean }>();
+    for await (const obj of this.bucket.list('_uploads/')) {
+      const id = obj.key.split('/')[1]!;
+      const e = sizes.get(id) ?? { bytes: 0, newest: 0, state: false };
+      e.bytes += obj.size;
+      e.newest = Math.max(e.newest, obj.lastModified);
+      if (obj.key === stateKey(id)) e.state = true;
+      sizes.set(id, e);
+    }
+    for (const [id, e] of sizes) {
+      if (now - e.newest <= ttlMs) {
+        if (e.state) live.add(id);
+        continue;
+      }
+      const st = e.state ? await this.read(id) : undefined;
+      out.sessions += e.state ? 1 : 0;
+      out.bytes += e.bytes + (st?.doc.parts.reduce((a, p) => a + p.size, 0) ?? 0);
+      if (!dryRun) await this.remove(id);
+    }
+    for await (const u of this.bucket.listMultipart('_uploads/')) {
+      const id = u.key.split('/')[1]!;
+      if (live.has(id) || now - u.initiated <= ttlMs) continue;
+      if (!dryRun) await this.bucket.abortMultipart(u.key, u.uploadId);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.hashes.clear();
+  }
+}
+
+function sizeMismatch(length: number, what: 'more' | 'fewer'): ServeError {
+  return new ServeError(400, 'SIZE_INVALID', { reason: `the body has ${what} bytes than the ${length} its Content-Range or Content-Length declares` });
+}
