@@ -159,8 +159,8 @@ export interface ServerProcess {
 const BIN = new URL('./mpk-bin.ts', import.meta.url).pathname;
 
 /** `mpk serve` in its own process (from source), on 127.0.0.1:0; killed by its PID after the test. */
-export async function spawnServer(t: T, root: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--root', root, '--addr', '127.0.0.1:0', '-q', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServer(t: T, root: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--root', root, '--addr', '127.0.0.1:0', '-q', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

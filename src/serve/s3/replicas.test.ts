@@ -1,0 +1,176 @@
+/**
+ * Stateless replicas: several `mpk serve --storage s3://…` on one bucket of a real Ceph RGW.
+ * Push through one, pull through another; the chunks of one upload spread over replicas (S3 parts
+ * and the sub-5 MiB tail crossing them); a replica killed (-9) mid-upload and the client finishing
+ * through another; 16 pushers at once over three replicas; one tag written by two replicas at
+ * once; the collector with replicas running.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { startServer, type RunningServer } from '../server.js';
+import { startRgw } from '../../test-support/rgw.js';
+import { poolHexes, putImage, request, s3Options, serveOnS3, sha256, spawnServer, type T } from '../../test-support/serve.js';
+import { tempDir } from '../../test-support/tmp.js';
+
+const rgw = await startRgw();
+const skip = typeof rgw === 'string' ? rgw : undefined;
+if (typeof rgw !== 'string') {
+  after(() => rgw.stop());
+  serveOnS3(rgw); // poolHexes reads the bucket
+}
+const OCTET = { 'content-type': 'application/octet-stream' };
+const MiB = 1024 * 1024;
+
+/** `n` replicas on one new bucket. */
+async function replicas(t: T, n: number, storage?: string): Promise<RunningServer[]> {
+  if (typeof rgw === 'string') throw new Error(rgw);
+  const o = await s3Options(rgw, storage);
+  const out: RunningServer[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await startServer({ addr: '127.0.0.1:0', ...o });
+    t.after(() => s.close());
+    out.push(s);
+  }
+  return out;
+}
+
+async function openSession(base: string, name: string): Promise<string> {
+  const r = await request(`${base}/v2/${name}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
+  assert.equal(r.status, 202, r.text);
+  return String(r.headers.location);
+}
+
+async function patch(base: string, loc: string, bytes: Buffer, start: number): Promise<void> {
+  const r = await request(`${base}${loc}`, { method: 'PATCH', body: bytes, headers: { ...OCTET, 'content-range': `${start}-${start + bytes.length - 1}` } });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.headers.range, `0-${start + bytes.length - 1}`);
+}
+
+test('push through one replica, pull through another: manifests, tags, blobs (with Range) and the catalog', { skip }, async (t) => {
+  const [a, b] = await replicas(t, 2);
+  const img = await putImage(a!.url, 'team/model', 'v1');
+  const m = await request(`${b!.url}/v2/team/model/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(m.status, 200);
+  assert.deepEqual(m.body, img.bytes);
+  assert.equal((await request(`${b!.url}/v2/team/model/blobs/${img.layer}`)).text, 'layer of x');
+  const part = await request(`${b!.url}/v2/team/model/blobs/${img.layer}`, { headers: { range: 'bytes=2-6' } });
+  assert.equal(part.status, 206);
+  assert.equal(part.text, 'yer o');
+  assert.deepEqual((await request(`${b!.url}/v2/_catalog`)).json(), { repositories: ['team/model'] });
+  assert.deepEqual((await request(`${b!.url}/v2/team/model/tags/list`)).json(), { name: 'team/model', tags: ['v1'] });
+  // A tag deleted through B is gone through A: nothing that another replica may change is cached.
+  assert.equal((await request(`${b!.url}/v2/team/model/manifests/v1`, { method: 'DELETE' })).status, 202);
+  assert.equal((await request(`${a!.url}/v2/team/model/manifests/v1`)).status, 404);
+});
+
+test('one upload, its chunks through three replicas (parts and the tail under 5 MiB cross them); nothing visible before the close', { skip }, async (t) => {
+  const [a, b, c] = await replicas(t, 3);
+  const blob = randomBytes(18 * MiB + 12345);
+  const digest = sha256(blob);
+  const loc = await openSession(a!.url, 'spread');
+  const cuts = [0, 6 * MiB + 100, 9 * MiB, 18 * MiB, blob.length];
+  const via = [a!, b!, a!, c!];
+  for (let i = 0; i < via.length; i++) {
+    await patch(via[i]!.url, loc, blob.subarray(cuts[i]!, cuts[i + 1]!), cuts[i]!);
+    assert.equal((await request(`${c!.url}/v2/spread/blobs/${digest}`, { method: 'HEAD' })).status, 404, 'not visible mid-upload');
+  }
+  const st = await request(`${b!.url}${loc}`);
+  assert.equal(st.headers.range, `0-${blob.length - 1}`);
+  assert.deepEqual(await poolHexes(a!), [], 'nothing in the pool before the digest is checked');
+  const put = await request(`${b!.url}${loc}?digest=${digest}`, { method: 'PUT', headers: { 'content-length': 0 } });
+  assert.equal(put.status, 201, put.text);
+  const got = await request(`${a!.url}/v2/spread/blobs/${digest}`);
+  assert.equal(got.status, 200);
+  assert.ok(got.body.equals(blob), 'the bytes come back whole through another replica');
+  assert.deepEqual(await poolHexes(a!), [digest.slice(7)]);
+});
+
+test('a replica killed (-9) mid-upload: the client asks another for the status and finishes there', { skip }, async (t) => {
+  if (typeof rgw === 'string') return;
+  const o = await s3Options(rgw);
+  const dir = await tempDir(t);
+  const env = { AWS_ACCESS_KEY_ID: rgw.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.credentials.secretAccessKey };
+  const a = await spawnServer(t, dir, ['--storage', o.storage!, '--s3-endpoint', rgw.endpoint], env);
+  const [b] = await replicas(t, 1, o.storage);
+  const blob = randomBytes(12 * MiB);
+  const digest = sha256(blob);
+  const loc = await openSession(a.url, 'killed');
+  await patch(a.url, loc, blob.subarray(0, 6 * MiB), 0);
+  // The second chunk streams slowly into A; A dies halfway through it.
+  const u = new URL(`${a.url}${loc}`);
+  const req = http.request(u, { method: 'PATCH', headers: { ...OCTET, 'content-range': `${6 * MiB}-${12 * MiB - 1}`, 'content-length': 6 * MiB } });
+  const failed = new Promise<void>((resolve) => req.on('error', () => resolve()));
+  req.write(blob.subarray(6 * MiB, 8 * MiB));
+  await new Promise((r) => setTimeout(r, 300));
+  await a.kill9();
+  await failed;
+  const st = await request(`${b!.url}${loc}`);
+  assert.equal(st.status, 204);
+  const have = Number(/^0-(\d+)$/.exec(String(st.headers.range))![1]) + 1;
+  assert.equal(have, 6 * MiB, 'the last commit (the first chunk) is what the session holds');
+  await patch(b!.url, loc, blob.subarray(have), have);
+  const put = await request(`${b!.url}${loc}?digest=${digest}`, { method: 'PUT', headers: { 'content-length': 0 } });
+  assert.equal(put.status, 201, put.text);
+  assert.ok((await request(`${b!.url}/v2/killed/blobs/${digest}`)).body.equals(blob));
+});
+
+test('16 pushers at once over three replicas, each blob in two chunks through two replicas; every image readable everywhere', { skip }, async (t) => {
+  const rs = await replicas(t, 3);
+  const pushes = Array.from({ length: 16 }, async (_, i) => {
+    const first = rs[i % 3]!;
+    const second = rs[(i + 1) % 3]!;
+    const layer = randomBytes(MiB + i);
+    const loc = await openSession(first.url, `p/${i}`);
+    await patch(first.url, loc, layer.subarray(0, 500_000), 0);
+    await patch(second.url, loc, layer.subarray(500_000), 500_000);
+    const put = await request(`${rs[(i + 2) % 3]!.url}${loc}?digest=${sha256(layer)}`, { method: 'PUT', headers: { 'content-length': 0 } });
+    assert.equal(put.status, 201, put.text);
+    const img = await putImage(second.url, `p/${i}`, 'v1', { seed: `s${i}` });
+    return { i, layer, img };
+  });
+  const done = await Promise.all(pushes);
+  for (const { i, layer, img } of done) {
+    for (const r of rs) {
+      assert.deepEqual((await request(`${r.url}/v2/p/${i}/manifests/v1`)).body, img.bytes);
+      assert.ok((await request(`${r.url}/v2/p/${i}/blobs/${sha256(layer)}`)).body.equals(layer));
+    }
+  }
+  assert.equal((await request(`${rs[0]!.url}/v2/_catalog`)).json<{ repositories: string[] }>().repositories.length, 16);
+});
+
+test('one tag written by two replicas at once: it ends on one of the two manifests, both stay by digest, and the tag is listed once', { skip }, async (t) => {
+  const [a, b] = await replicas(t, 2);
+  for (let round = 0; round < 4; round++) {
+    const [x, y] = await Promise.all([putImage(a!.url, 'race', 'latest', { seed: `a${round}` }), putImage(b!.url, 'race', 'latest', { seed: `b${round}` })]);
+    const onA = (await request(`${a!.url}/v2/race/manifests/latest`)).headers['docker-content-digest'];
+    const onB = (await request(`${b!.url}/v2/race/manifests/latest`)).headers['docker-content-digest'];
+    assert.equal(onA, onB, 'both replicas answer the same');
+    assert.ok([x.digest, y.digest].includes(String(onA)), `the tag names one of the two pushed (${onA})`);
+    for (const d of [x.digest, y.digest]) assert.equal((await request(`${a!.url}/v2/race/manifests/${d}`)).status, 200);
+  }
+  assert.deepEqual((await request(`${b!.url}/v2/race/tags/list`)).json(), { name: 'race', tags: ['latest'] });
+});
+
+test('the collector with replicas: an unreferenced blob is swept only once unlinked for the grace period; what manifests name stays', { skip }, async (t) => {
+  const [a, b] = await replicas(t, 2);
+  const img = await putImage(a!.url, 'g/one', 'v1');
+  const orphan = randomBytes(1000);
+  const r = await request(`${b!.url}/v2/g/one/blobs/uploads/?digest=${sha256(orphan)}`, { method: 'POST', body: orphan, headers: OCTET });
+  assert.equal(r.status, 201);
+  const first = await a!.collect(0);
+  assert.equal(first.linksRemoved, 1, 'the link nothing names');
+  assert.deepEqual(first.blobs, [sha256(orphan)], 'a grace of 0 sweeps at once');
+  // With a grace period, a blob first seen unlinked now is only marked.
+  const late = randomBytes(1000);
+  await request(`${b!.url}/v2/g/one/blobs/uploads/?digest=${sha256(late)}`, { method: 'POST', body: late, headers: OCTET });
+  await request(`${b!.url}/v2/g/one/blobs/${sha256(late)}`, { method: 'DELETE' });
+  const marked = await b!.collect(1500);
+  assert.deepEqual(marked.blobs, []);
+  await new Promise((res) => setTimeout(res, 1600));
+  const swept = await a!.collect(1500);
+  assert.deepEqual(swept.blobs, [sha256(late)], 'swept by another replica, past the grace period since it was marked');
+  for (const d of [img.config, img.layer, img.digest]) assert.ok((await poolHexes(a!)).includes(d.slice(7)), `${d} kept`);
+  assert.equal((await request(`${b!.url}/v2/g/one/manifests/v1`)).status, 200);
+});
