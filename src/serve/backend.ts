@@ -4,7 +4,12 @@
  * no lock: all state is in the bucket). Either way the server gets a RegistryStorage, an
  * UploadStore and a collector.
  */
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PackError } from '../errors.js';
+import { parseDigest } from '../oci/digest.js';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { RepoStore } from './repo-store.js';
 import { lockRoot } from './root-lock.js';
@@ -35,6 +40,10 @@ export interface Backend {
   store: RegistryStorage;
   uploads: UploadStore;
   collect(o: GcOptions): Promise<GcResult>;
+  /** Where a pull-through cache spools the blobs it fetches (the filesystem's root, else a temp folder). */
+  spoolDir(): Promise<string>;
+  /** Keeps a verified file as blob `digest` of `name`: renamed into the pool, or uploaded to the bucket. */
+  keepFile(path: string, name: string, digest: string, size: number): Promise<void>;
   /** Lets go of the root (the filesystem's lock); nothing on object storage. */
   release(): Promise<void>;
 }
@@ -50,7 +59,23 @@ export async function openBackend(o: BackendOptions, what = 'the server'): Promi
     const uploads = new Uploads(o.root, store.pool, o.uploads);
     // The sessions a previous run left count against --max-upload-sessions from the start.
     await uploads.countSessions();
-    return { where: o.root, store, uploads, release, collect: (g) => collectGarbage(store, uploads, g) };
+    return {
+      where: o.root,
+      store,
+      uploads,
+      release,
+      collect: (g) => collectGarbage(store, uploads, g),
+      async spoolDir() {
+        const dir = join(o.root, 'proxy-spool');
+        await rm(dir, { recursive: true, force: true }); // what a previous run left
+        await mkdir(dir, { recursive: true });
+        return dir;
+      },
+      async keepFile(path, name, digest) {
+        await store.pool.commit(path, digest);
+        await store.linkBlob(name, digest);
+      },
+    };
   } catch (e) {
     await release();
     throw e;
@@ -76,12 +101,31 @@ async function openS3(o: BackendOptions): Promise<Backend> {
     });
   }
   const store = new S3Store(bucket, { redirectSeconds: o.s3RedirectSeconds ?? 0 });
+  let spool: string | undefined;
   const uploads = new S3Uploads(bucket, { ...(o.uploads.ttlMs ? { ttlMs: o.uploads.ttlMs } : {}) });
   return {
     where: o.storage!,
     store,
     uploads,
     collect: (g) => collectS3Garbage(store, uploads, g),
-    release: async () => client.destroy(),
+    release: async () => {
+      client.destroy();
+      if (spool) await rm(spool, { recursive: true, force: true });
+    },
+    async spoolDir() {
+      spool ??= await mkdtemp(join(tmpdir(), 'mpk-proxy-'));
+      return spool;
+    },
+    async keepFile(path, name, digest, size) {
+      const s = await uploads.create(name);
+      try {
+        await uploads.append(s, createReadStream(path), { length: size, location: '' });
+        await uploads.complete(s, digest, parseDigest(digest), '');
+      } catch (e) {
+        await uploads.cancel(s).catch(() => undefined);
+        throw e;
+      }
+      await store.linkBlob(name, digest);
+    },
   };
 }

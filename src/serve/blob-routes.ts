@@ -33,7 +33,7 @@ export async function getBlob(ctx: RequestCtx, name: string, digest: string): Pr
     send(req, res, 307, { location: redirect, 'docker-content-digest': digest, 'cache-control': 'no-store' });
     return;
   }
-  const blob = await store.openBlob(digest);
+  const blob = await store.openBlob(digest, name);
   if (!blob) throw blobUnknown(digest); // collected meanwhile
   try {
     const size = blob.size;

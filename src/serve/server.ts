@@ -20,6 +20,10 @@ import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
 import type { DeleteMode } from './context.js';
 import { openBackend } from './backend.js';
+import { BlobFetches } from './proxy/blob-fetch.js';
+import { ProxyStorage } from './proxy/proxy-store.js';
+import { Upstream } from './proxy/upstream.js';
+import type { RegistryStorage } from './storage.js';
 import { gcSummary, type GcResult } from './gc.js';
 import { Gate } from './gate.js';
 import type { LoginLimits } from './login-throttle.js';
@@ -37,6 +41,12 @@ export interface ServeOptions {
   s3Credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Blob GETs answered with a 307 to a presigned URL valid this many seconds (default 0: stream through). */
   s3RedirectSeconds?: number;
+  /** A pull-through cache of this registry (http(s)://HOST[:PORT]); pushes are refused. */
+  proxy?: string;
+  /** A cached tag is checked upstream again once it is this old (default 5 min). */
+  proxyTtlMs?: number;
+  /** Where docker's config (upstream credentials) is found: DOCKER_CONFIG, HOME (default process.env). */
+  env?: NodeJS.ProcessEnv;
   /** HOST:PORT, [V6]:PORT or :PORT (every interface). Default 127.0.0.1:5000; port 0 picks one. */
   addr?: string;
   /** htpasswd file (bcrypt): Basic auth, every user may pull, push and delete. */
@@ -136,6 +146,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? (() => undefined);
   if (config.mode !== 'none' && !tls && !isLoopback(host)) log(`warning: passwords and tokens to ${host}:${port} travel in clear text; serve TLS with --tls-cert/--tls-key`);
 
+  const upstream = opts.proxy ? new Upstream({ url: opts.proxy, ...(opts.env ? { env: opts.env } : {}) }) : undefined;
   const backend = await openBackend({
     root,
     storage: opts.storage,
@@ -153,8 +164,21 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
     },
   });
-  const { store, uploads } = backend;
-  const release = (): Promise<void> => backend.release();
+  const { uploads } = backend;
+  const release = async (): Promise<void> => {
+    upstream?.close();
+    await backend.release();
+  };
+  let store: RegistryStorage = backend.store;
+  if (upstream) {
+    try {
+      const fetches = new BlobFetches(upstream, await backend.spoolDir(), (path, name, digest, size) => backend.keepFile(path, name, digest, size));
+      store = new ProxyStorage(backend.store, upstream, fetches, opts.proxyTtlMs ?? 300_000);
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
   const gate = new Gate();
   let base = '';
   const auth = new Auth(config, () => base);
@@ -166,6 +190,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     gate,
     auth,
     deletes: opts.deletes ?? 'all',
+    ...(upstream ? { readOnly: `this registry is a pull-through cache of ${upstream.url}: push there` } : {}),
     touchOlderMs: graceMs / 2,
     ...(config.mode === 'token' ? { tokens: config.tokens } : {}),
     ...(opts.maxUploads ? { maxUploads: opts.maxUploads } : {}),

@@ -47,8 +47,8 @@ export interface RegistryStorage {
   /** Tags sorted by code unit; undefined when no such repository. */
   listTags(name: string): Promise<string[] | undefined>;
   listReferrers(name: string, subject: string, page?: ReferrersPage): Promise<{ manifests: Descriptor[]; next?: string }>;
-  /** The pool blob `digest` opened for reading, or undefined when it is not there. */
-  openBlob(digest: string): Promise<BlobBody | undefined>;
+  /** The pool blob `digest` opened for reading (asked for in repository `name`), or undefined when it is not there. */
+  openBlob(digest: string, name?: string): Promise<BlobBody | undefined>;
   /** A short-lived URL the client may fetch the blob from directly (object storage), if enabled. */
   blobRedirect?(digest: string): Promise<string | undefined>;
   /** Forgets cached state (after the collector changed the tree). */

@@ -75,6 +75,12 @@ export function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions
   const region = str(v['s3-region']);
   if (region !== undefined) o.s3Region = region;
   if (v['s3-redirect']) o.s3RedirectSeconds = S3_REDIRECT_SECONDS;
+  const proxy = str(v.proxy);
+  if (proxy !== undefined) {
+    o.proxy = proxy;
+    o.env = ctx.env;
+  }
+  if (typeof v['proxy-ttl'] === 'string') o.proxyTtlMs = parseDuration('proxy-ttl', v['proxy-ttl']);
   if (!ctx.quiet && !v.quiet) o.accessLog = (line) => void ctx.stdout.write(`${line}\n`);
   o.log = (line) => void ctx.stderr.write(`mpk serve: ${line}\n`);
   return o;
@@ -167,6 +173,8 @@ export const serveCommand: CommandSpec = {
     '                      replicas may share the bucket (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE)',
     '--s3-endpoint URL     an S3-compatible store (Ceph RGW, MinIO...), path-style; --s3-region NAME (default AWS_REGION or us-east-1)',
     '--s3-redirect         answer blob GETs with a 307 to a presigned URL (5 min): the bytes bypass the server',
+    '--proxy URL           a pull-through cache of the registry at URL (credentials from docker\'s config); pushes refused',
+    '--proxy-ttl DUR       check a cached tag upstream again once it is this old (default 5m; by digest: cached for good)',
     '--fsync               flush every blob, manifest and tag to disk before answering (survives a power cut; slower)',
     '--log-format FMT      access log as text (default) or json, on stdout; -q for none',
     'gc: --grace DUR, --dry-run, --json     verify: --json',
@@ -193,6 +201,8 @@ export const serveCommand: CommandSpec = {
     's3-endpoint': { type: 'string' },
     's3-region': { type: 'string' },
     's3-redirect': { type: 'boolean' },
+    proxy: { type: 'string' },
+    'proxy-ttl': { type: 'string' },
     grace: { type: 'string' },
     'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },
