@@ -13,6 +13,8 @@ import { startServer, type RunningServer } from '../server.js';
 import { startRgw } from '../../test-support/rgw.js';
 import { poolHexes, putImage, request, s3Options, serveOnS3, sha256, spawnServer, type T } from '../../test-support/serve.js';
 import { tempDir } from '../../test-support/tmp.js';
+import { mpk } from '../../test-support/cli.js';
+import { join } from 'node:path';
 
 const rgw = await startRgw();
 const skip = typeof rgw === 'string' ? rgw : undefined;
@@ -173,4 +175,22 @@ test('the collector with replicas: an unreferenced blob is swept only once unlin
   assert.deepEqual(swept.blobs, [sha256(late)], 'swept by another replica, past the grace period since it was marked');
   for (const d of [img.config, img.layer, img.digest]) assert.ok((await poolHexes(a!)).includes(d.slice(7)), `${d} kept`);
   assert.equal((await request(`${b!.url}/v2/g/one/manifests/v1`)).status, 200);
+});
+
+test('--s3-redirect: a blob GET is a 307 to a presigned URL of the bucket (Range works there); mpk pull follows it', { skip }, async (t) => {
+  if (typeof rgw === 'string') return;
+  const s = await startServer({ addr: '127.0.0.1:0', ...(await s3Options(rgw)), s3RedirectSeconds: 60 });
+  t.after(() => s.close());
+  const img = await putImage(s.url, 'redir/m', 'v1');
+  const r = await request(`${s.url}/v2/redir/m/blobs/${img.layer}`);
+  assert.equal(r.status, 307);
+  const location = String(r.headers.location);
+  assert.ok(location.startsWith(`${rgw.endpoint}/`) && /X-Amz-Expires=60/.test(location), location);
+  assert.equal((await request(location)).text, 'layer of x');
+  assert.equal((await request(location, { headers: { range: 'bytes=0-4' } })).text, 'layer');
+  assert.equal((await request(`${s.url}/v2/redir/m/blobs/${img.layer}`, { method: 'HEAD' })).status, 200, 'HEAD is answered by the server');
+  assert.equal((await request(`${s.url}/v2/redir/m/blobs/${sha256('absent')}`)).status, 404, 'no redirect for what the repository lacks');
+  const dir = await tempDir(t);
+  const pulled = await mpk({ MPK_HOME: join(dir, 'home') }, dir, 'pull', `${s.host}/redir/m:v1`, '-q');
+  assert.equal(pulled.code, 0, pulled.stderr);
 });
