@@ -9,7 +9,6 @@ import http from 'node:http';
 import https from 'node:https';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Bucket, parseS3Url } from '../serve/s3/s3-client.js';
 import type { TestContext } from 'node:test';
 import { startServer, type RunningServer, type ServeOptions } from '../serve/server.js';
 import type { Rgw } from './rgw.js';
@@ -35,6 +34,7 @@ export const onS3 = (): boolean => s3 !== undefined;
 /** The hex digests (sha256) in a server's pool: the root's blobs/sha256, or the bucket's objects. */
 export async function poolHexes(server: { root: string }): Promise<string[]> {
   if (!server.root.startsWith('s3://')) return (await readdir(join(server.root, 'blobs', 'sha256')).catch(() => [])).sort();
+  const { Bucket, parseS3Url } = await import('../serve/s3/s3-client.js'); // the SDK loads only for S3 tests
   const bucket = new Bucket(s3!.client, parseS3Url(server.root));
   const out: string[] = [];
   for await (const o of bucket.list('blobs/sha256/')) out.push(o.key.slice('blobs/sha256/'.length));
