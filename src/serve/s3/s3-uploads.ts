@@ -26,7 +26,7 @@ import { BodyInterrupted, ServeError, uploadUnknown } from '../errors.js';
 import { isUploadId } from '../router.js';
 import type { AppendOptions, UploadSession, UploadStore } from '../storage.js';
 import { rangeError } from '../uploads.js';
-import type { Bucket } from './s3-client.js';
+import { isNotFound, type Bucket } from './s3-client.js';
 import { blobKey } from './s3-store.js';
 
 const MiB = 1024 * 1024;
@@ -235,7 +235,12 @@ export class S3Uploads implements UploadStore<S3Session> {
         const n = (doc.parts.at(-1)?.n ?? 0) + 1;
         parts.push({ PartNumber: n, ETag: await this.bucket.copyPart(blobTmp(s.id), doc.multipart, n, doc.tail.key) });
       }
-      await this.bucket.completeMultipart(blobTmp(s.id), doc.multipart, parts);
+      try {
+        await this.bucket.completeMultipart(blobTmp(s.id), doc.multipart, parts);
+      } catch (e) {
+        // Completed by a close that died before it recorded so (its replica killed): the object is there.
+        if (!isNotFound(e) || (await this.bucket.head(blobTmp(s.id)))?.size !== doc.size) throw e;
+      }
       const done: State = { ...doc, parts: [] };
       delete done.multipart;
       delete done.tail;
