@@ -65,6 +65,8 @@ export interface AppendOptions {
   start?: number | undefined;
   length?: number | undefined;
   location: string;
+  /** The digest the client says the whole blob has, when the body is all of it (a hint: checked at close). */
+  digest?: string | undefined;
 }
 
 export interface UploadStore<S extends UploadSession = UploadSession> {

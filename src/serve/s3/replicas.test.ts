@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { startServer, type RunningServer } from '../server.js';
 import { startRgw } from '../../test-support/rgw.js';
+import { Bucket, parseS3Url } from './s3-client.js';
 import { poolHexes, putImage, request, s3Options, serveOnS3, sha256, spawnServer, type T } from '../../test-support/serve.js';
 import { tempDir } from '../../test-support/tmp.js';
 import { mpk } from '../../test-support/cli.js';
@@ -192,4 +193,28 @@ test('--s3-redirect: a blob GET is a 307 to a presigned URL of the bucket (Range
   const dir = await tempDir(t);
   const pulled = await mpk({ MPK_HOME: join(dir, 'home') }, dir, 'pull', `${s.host}/redir/m:v1`, '-q');
   assert.equal(pulled.code, 0, pulled.stderr);
+});
+
+test('a whole blob in one request (> 5 MiB) goes straight to its key: the right digest is served, a wrong one leaves no object and no multipart upload', { skip }, async (t) => {
+  if (typeof rgw === 'string') return;
+  const [a, b] = await replicas(t, 2);
+  const blob = randomBytes(13 * MiB + 7);
+  const wrong = await request(`${a!.url}/v2/one/blobs/uploads/?digest=${sha256('other bytes')}`, { method: 'POST', body: blob, headers: OCTET });
+  assert.equal(wrong.status, 400);
+  const loc = await openSession(a!.url, 'one');
+  const bad = await request(`${a!.url}${loc}?digest=${sha256('not these')}`, { method: 'PUT', body: blob, headers: OCTET });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(await poolHexes(a!), [], 'nothing under any digest');
+  const bucket = new Bucket(rgw.client, parseS3Url(a!.root));
+  const pending = [];
+  for await (const u of bucket.listMultipart('')) pending.push(u.key);
+  assert.deepEqual(pending, [], 'every multipart upload aborted');
+  const loc2 = await openSession(b!.url, 'one');
+  const ok = await request(`${b!.url}${loc2}?digest=${sha256(blob)}`, { method: 'PUT', body: blob, headers: OCTET });
+  assert.equal(ok.status, 201, ok.text);
+  assert.ok((await request(`${a!.url}/v2/one/blobs/${sha256(blob)}`)).body.equals(blob));
+  assert.deepEqual(await poolHexes(a!), [sha256(blob).slice(7)]);
+  const left = [];
+  for await (const o of bucket.list('_uploads/')) left.push(o.key);
+  assert.deepEqual(left, [], 'no session objects left');
 });

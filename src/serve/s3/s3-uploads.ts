@@ -47,6 +47,8 @@ interface State {
   size: number;
   writer?: string;
   multipart?: string;
+  /** The multipart upload's object: `_uploads/<uuid>/blob`, or `blobs/<alg>/<hex>` when the body came with its digest. */
+  key?: string;
   parts: Part[];
   tail?: { key: string; size: number };
 }
@@ -128,13 +130,18 @@ export class S3Uploads implements UploadStore<S3Session> {
     this.hashes.delete(s.id);
     const doc: State = { ...base, writer, parts: [...base.parts] };
     let multipart = base.multipart;
+    // A whole blob in one request whose digest is known up front (a monolithic POST, a PUT with the
+    // body): the multipart upload goes straight to its final key, completed only once the digest
+    // matched (else aborted), so no copy is needed and nothing unverified is ever visible.
+    const direct = base.size === 0 && !base.multipart && !base.tail && o.digest !== undefined && o.digest.startsWith('sha256:');
+    const target = base.key ?? (direct ? blobKey(o.digest!) : blobTmp(s.id));
     let next = (base.parts.at(-1)?.n ?? 0) + 1;
     const inflight = new Set<Promise<void>>();
     let partFailure: unknown;
     const sendPart = async (bytes: Buffer): Promise<void> => {
-      multipart ??= await this.bucket.createMultipart(blobTmp(s.id));
+      multipart ??= await this.bucket.createMultipart(target);
       const n = next++;
-      const p = this.bucket.uploadPart(blobTmp(s.id), multipart, n, bytes).then(
+      const p = this.bucket.uploadPart(target, multipart, n, bytes).then(
         (etag) => void doc.parts.push({ n, etag, size: bytes.length }),
         (e: unknown) => void (partFailure ??= e),
       );
@@ -204,7 +211,10 @@ export class S3Uploads implements UploadStore<S3Session> {
     }
     if (partFailure !== undefined) throw partFailure; // the state still names the last commit: the client resumes from there
     doc.parts.sort((a, b) => a.n - b.n);
-    if (multipart) doc.multipart = multipart;
+    if (multipart) {
+      doc.multipart = multipart;
+      doc.key = target;
+    }
     if (fill > 0) {
       const key = `${dir(s.id)}tail-${randomUUID()}`;
       await this.bucket.put(key, Buffer.from(buf.subarray(0, fill)));
@@ -229,6 +239,33 @@ export class S3Uploads implements UploadStore<S3Session> {
     const local = this.hashes.get(s.id);
     let got = parsed.algorithm === 'sha256' && local?.offset === doc.size ? `sha256:${local.hash.copy().digest('hex')}` : undefined;
     let src: string | undefined;
+    const key = doc.key ?? blobTmp(s.id);
+    if (doc.multipart && key !== blobTmp(s.id)) {
+      // Uploaded straight to a final key: verified here, completed (made visible) only if it matched.
+      if (got !== digest || key !== blobKey(digest)) {
+        await this.remove(s.id);
+        if (got === undefined) throw new ServeError(400, 'BLOB_UPLOAD_INVALID', { uuid: s.id, reason: 'the upload could not be verified here; send the blob again' });
+        throw new ServeError(400, 'DIGEST_INVALID', { digest, reason: `the uploaded ${doc.size} bytes have digest ${got}` });
+      }
+      const multipart = doc.multipart;
+      await around(async () => {
+        const parts = doc.parts.map((p) => ({ PartNumber: p.n, ETag: p.etag }));
+        if (doc.tail) {
+          const n = (doc.parts.at(-1)?.n ?? 0) + 1;
+          parts.push({ PartNumber: n, ETag: await this.bucket.copyPart(key, multipart, n, doc.tail.key) });
+        }
+        try {
+          await this.bucket.completeMultipart(key, multipart, parts);
+        } catch (e) {
+          if (!isNotFound(e) || (await this.bucket.head(key))?.size !== doc.size) throw e;
+        }
+      });
+      const done: State = { ...doc, parts: [] };
+      delete done.multipart;
+      await this.bucket.put(stateKey(s.id), JSON.stringify(done)).catch(() => undefined); // a retried close finds nothing to abort
+      await this.remove(s.id);
+      return doc.size;
+    }
     if (doc.multipart) {
       const parts = doc.parts.map((p) => ({ PartNumber: p.n, ETag: p.etag }));
       if (doc.tail) {
@@ -286,7 +323,7 @@ export class S3Uploads implements UploadStore<S3Session> {
   private async remove(id: string): Promise<void> {
     this.hashes.delete(id);
     const st = await this.read(id);
-    if (st?.doc.multipart) await this.bucket.abortMultipart(blobTmp(id), st.doc.multipart);
+    if (st?.doc.multipart) await this.bucket.abortMultipart(st.doc.key ?? blobTmp(id), st.doc.multipart);
     for await (const o of this.bucket.list(dir(id))) if (o.key !== stateKey(id)) await this.bucket.del(o.key);
     await this.bucket.del(stateKey(id));
   }
@@ -324,6 +361,10 @@ export class S3Uploads implements UploadStore<S3Session> {
       const id = u.key.split('/')[1]!;
       if (live.has(id) || now - u.initiated <= ttlMs) continue;
       if (!dryRun) await this.bucket.abortMultipart(u.key, u.uploadId);
+    }
+    // Straight-to-final-key uploads last one request; one begun longer ago than the TTL was left by a dead replica.
+    for await (const u of this.bucket.listMultipart('blobs/')) {
+      if (now - u.initiated > ttlMs && !dryRun) await this.bucket.abortMultipart(u.key, u.uploadId);
     }
     return out;
   }
