@@ -17,7 +17,9 @@
  * The digest is computed as bytes pass (sha256, in this process). A replica that did not see every
  * byte (chunks went to several replicas) reads the completed object back once to hash it. Only when
  * the digest matches is the object copied (server-side) to `blobs/<alg>/<hex>`: nothing unverified
- * is ever visible under a digest.
+ * is ever visible under a digest. A whole blob sent in one request with its digest (a monolithic
+ * POST, or a PUT carrying the body: docker, skopeo, curl) skips the copy: its multipart upload is
+ * made at `blobs/<alg>/<hex>` itself and completed only if the digest matched, else aborted.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
