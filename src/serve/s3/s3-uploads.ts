@@ -5,8 +5,7 @@
  *   _uploads/<uuid>/tail-<rand>  the last bytes, fewer than S3's 5 MiB part minimum
  *   _uploads/<uuid>/blob         the multipart upload's object, completed only at the closing PUT
  *
- * A body is cut into parts as it arrives (8 MiB, growing by 8 MiB every 1000 parts: 10,000
- * parts hold 430 GiB) and sent as S3 multipart parts, 4 at a time; what is left under the part
+ * A body is cut into S3 multipart parts as it arrives (s3-parts.ts); what is left under the part
  * minimum is kept as the tail object and put in front of the next chunk, which is how chunks of any
  * size fit S3's rule. The state is replaced by a conditional PUT (If-Match): a request first takes
  * the session over (a new writer token), then commits the new size; one whose commit finds another
@@ -24,24 +23,15 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ParsedDigest } from '../../oci/digest.js';
-import { BodyInterrupted, ServeError, uploadUnknown } from '../errors.js';
+import { ServeError, uploadUnknown } from '../errors.js';
 import { isUploadId } from '../router.js';
 import type { AppendOptions, UploadSession, UploadStore } from '../storage.js';
 import { rangeError } from '../uploads.js';
 import { isNotFound, type Bucket } from './s3-client.js';
 import { blobKey } from './s3-store.js';
+import { bodyToParts, type Part } from './s3-parts.js';
 
 const MiB = 1024 * 1024;
-/** S3's smallest part (all but the last). */
-const MIN_PART = 5 * MiB;
-const PARTS_IN_FLIGHT = 4;
-const partSize = (n: number): number => 8 * MiB * (1 + Math.floor((n - 1) / 1000));
-
-interface Part {
-  n: number;
-  etag: string;
-  size: number;
-}
 
 interface State {
   name: string;
@@ -131,96 +121,32 @@ export class S3Uploads implements UploadStore<S3Session> {
     const hash = local && local.offset === base.size ? local.hash : base.size === 0 ? createHash('sha256') : undefined;
     this.hashes.delete(s.id);
     const doc: State = { ...base, writer, parts: [...base.parts] };
-    let multipart = base.multipart;
     // A whole blob in one request whose digest is known up front (a monolithic POST, a PUT with the
     // body): the multipart upload goes straight to its final key, completed only once the digest
     // matched (else aborted), so no copy is needed and nothing unverified is ever visible.
     const direct = base.size === 0 && !base.multipart && !base.tail && o.digest !== undefined && o.digest.startsWith('sha256:');
     const target = base.key ?? (direct ? blobKey(o.digest!) : blobTmp(s.id));
-    let next = (base.parts.at(-1)?.n ?? 0) + 1;
-    const inflight = new Set<Promise<void>>();
-    let partFailure: unknown;
-    const sendPart = async (bytes: Buffer): Promise<void> => {
-      multipart ??= await this.bucket.createMultipart(target);
-      const n = next++;
-      const p = this.bucket.uploadPart(target, multipart, n, bytes).then(
-        (etag) => void doc.parts.push({ n, etag, size: bytes.length }),
-        (e: unknown) => void (partFailure ??= e),
-      );
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-      while (inflight.size >= PARTS_IN_FLIGHT) await Promise.race(inflight);
-      if (partFailure !== undefined) throw partFailure;
-    };
-
-    let buf = Buffer.allocUnsafe(partSize(next));
-    let fill = 0;
-    if (base.tail) {
-      const t = await this.bucket.getSmall(base.tail.key, 64 * MiB);
-      if (!t || t.bytes.length !== base.tail.size) throw uploadUnknown(s.id);
-      if (t.bytes.length > buf.length) buf = Buffer.allocUnsafe(t.bytes.length + partSize(next));
-      t.bytes.copy(buf);
-      fill = t.bytes.length;
-    }
-    let received = 0;
-    const failure = await new Promise<unknown>((resolve) => {
-      let done = false;
-      const finish = (err?: unknown): void => {
-        if (done) return;
-        done = true;
-        body.off('data', onData);
-        s.abort = undefined;
-        resolve(err);
-      };
-      const onData = (chunk: Buffer): void => {
-        if (o.length !== undefined && received + chunk.length > o.length) return finish(sizeMismatch(o.length, 'more'));
-        received += chunk.length;
-        hash?.update(chunk);
-        let c = chunk;
-        while (c.length > 0) {
-          const k = Math.min(c.length, buf.length - fill);
-          c.copy(buf, fill, 0, k);
-          fill += k;
-          c = c.subarray(k);
-          if (fill === buf.length) {
-            const full = buf;
-            buf = Buffer.allocUnsafe(partSize(next + 1));
-            fill = 0;
-            body.pause();
-            sendPart(full).then(
-              () => done || body.resume(),
-              (e: unknown) => finish(e),
-            );
-          }
-        }
-      };
-      if (body.destroyed) return finish(new BodyInterrupted('the client closed the connection'));
-      body.on('data', onData);
-      body.once('end', () => finish(o.length !== undefined && received !== o.length ? sizeMismatch(o.length, 'fewer') : undefined));
-      body.once('close', () => finish(new BodyInterrupted('the client closed the connection')));
-      body.once('error', (e) => finish(new BodyInterrupted(e.message)));
-      s.abort = () => {
-        finish(new BodyInterrupted('the upload was cancelled'));
-        body.destroy();
-      };
+    const head = base.tail ? await this.bucket.getSmall(base.tail.key, 64 * MiB) : undefined;
+    if (base.tail && (!head || head.bytes.length !== base.tail.size)) throw uploadUnknown(s.id);
+    const got = await bodyToParts(this.bucket, body, {
+      key: target,
+      multipart: base.multipart,
+      next: (base.parts.at(-1)?.n ?? 0) + 1,
+      head: head?.bytes,
+      length: o.length,
+      hash,
+      onAbort: (fn) => (s.abort = fn),
     });
-    // What arrived is kept whole however the body ended: the state stays a prefix of the stream.
-    while (inflight.size > 0) await Promise.race(inflight);
-    if (partFailure === undefined && fill >= MIN_PART) {
-      await sendPart(buf.subarray(0, fill)).catch((e: unknown) => void (partFailure ??= e));
-      while (inflight.size > 0) await Promise.race(inflight);
-      fill = 0;
-    }
-    if (partFailure !== undefined) throw partFailure; // the state still names the last commit: the client resumes from there
-    doc.parts.sort((a, b) => a.n - b.n);
+    const { received, failure, multipart, rest } = got;
+    doc.parts.push(...got.parts);
     if (multipart) {
       doc.multipart = multipart;
       doc.key = target;
     }
-    if (fill > 0) {
+    if (rest.length > 0) {
       const key = `${dir(s.id)}tail-${randomUUID()}`;
-      await this.bucket.put(key, Buffer.from(buf.subarray(0, fill)));
-      doc.tail = { key, size: fill };
+      await this.bucket.put(key, rest);
+      doc.tail = { key, size: rest.length };
     } else delete doc.tail;
     doc.size = base.size + received;
     const committed = await this.bucket.put(stateKey(s.id), JSON.stringify(doc), { ifMatch: mine });
@@ -374,8 +300,4 @@ export class S3Uploads implements UploadStore<S3Session> {
   close(): void {
     this.hashes.clear();
   }
-}
-
-function sizeMismatch(length: number, what: 'more' | 'fewer'): ServeError {
-  return new ServeError(400, 'SIZE_INVALID', { reason: `the body has ${what} bytes than the ${length} its Content-Range or Content-Length declares` });
 }
