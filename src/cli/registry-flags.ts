@@ -46,6 +46,7 @@ export function transferOptions(ctx: Ctx, v: Record<string, unknown>): TransferO
   if (typeof v['chunk-size'] === 'string') o.chunkSize = parseSize('chunk-size', v['chunk-size']);
   if (v.referrers) o.referrers = true;
   if (typeof v['stall-timeout'] === 'string') o.stallMs = wholeNumber('stall-timeout', v['stall-timeout'], 1, '8') * 1000;
+  o.onMirrorFailed = (mirror, e) => void ctx.stderr.write(`mpk: warning: mirror ${mirror} failed (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); trying the next, then the registry itself\n`);
   return o;
 }
 

@@ -43,6 +43,8 @@ export interface AppOptions extends Services {
    * reserved by their Content-Length (default 64 MiB); more wait in a queue of 256, then 429.
    */
   manifestMemoryBytes?: number;
+  /** Set on a pull-through cache: why writes are refused (405 UNSUPPORTED). */
+  readOnly?: string;
   /** Receives what a request did, for the access log: the user it ran as. */
   onIdentity?(req: IncomingMessage, user: string): void;
   /** A request the server cut without a whole answer, and why (for the access log). */
@@ -127,6 +129,9 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, opts: AppOpti
     if (!opts.tokens) throw new ServeError(404, 'UNSUPPORTED', { reason: 'this registry does not issue tokens (not started with --token-users)' });
     await opts.tokens.handle(req, res, query);
     return;
+  }
+  if (opts.readOnly && method !== 'GET' && method !== 'HEAD' && ['manifest', 'blob', 'uploads', 'upload'].includes(r.kind)) {
+    throw new ServeError(405, 'UNSUPPORTED', opts.readOnly, { allow: 'GET, HEAD' }, opts.readOnly);
   }
   const who = await opts.auth.identify(req);
   opts.onIdentity?.(req, who.user);

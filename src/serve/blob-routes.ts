@@ -1,16 +1,14 @@
 /**
  * Blobs: GET (Range → 206), HEAD and DELETE of `/v2/<name>/blobs/<digest>` (end-2, end-10).
- * A blob is served only when it is linked into the repository; the bytes stream from the pool
- * file in 4 MiB reads (1 MiB once 8 blobs are streaming) through two reused buffers
- * (send-file.ts) and are never held in memory whole.
+ * A blob is served only when it is linked into the repository; the bytes stream from the
+ * storage (a pool file through two reused buffers, send-file.ts; or an object's GET) and are
+ * never held in memory whole. With object storage and --s3-redirect, a GET is a 307 to a
+ * short-lived presigned URL instead.
  */
-import { open } from 'node:fs/promises';
-import { READ_CHUNK } from '../store/blobs.js';
 import type { RequestCtx } from './context.js';
 import { blobUnknown, unsupported } from './errors.js';
 import { API_VERSION_HEADERS, parseRange, send } from './http-util.js';
 import { checkDigest } from './router.js';
-import { sendFile } from './send-file.js';
 
 export async function getBlob(ctx: RequestCtx, name: string, digest: string): Promise<void> {
   const { req, res, store } = ctx;
@@ -29,15 +27,16 @@ export async function getBlob(ctx: RequestCtx, name: string, digest: string): Pr
     send(req, res, 200, { ...common, 'content-length': linked });
     return;
   }
-  let fh;
-  try {
-    fh = await open(store.pool.path(digest), 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw blobUnknown(digest); // collected meanwhile
-    throw e;
+  const redirect = store.blobRedirect ? await store.blobRedirect(digest) : undefined;
+  if (redirect !== undefined) {
+    // Object storage with --s3-redirect: the bytes go from the bucket straight to the client.
+    send(req, res, 307, { location: redirect, 'docker-content-digest': digest, 'cache-control': 'no-store' });
+    return;
   }
+  const blob = await store.openBlob(digest, name);
+  if (!blob) throw blobUnknown(digest); // collected meanwhile
   try {
-    const size = (await fh.stat()).size;
+    const size = blob.size;
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       send(req, res, 416, { ...common, 'content-range': `bytes */${size}` });
@@ -55,23 +54,11 @@ export async function getBlob(ctx: RequestCtx, name: string, digest: string): Pr
       res.end();
       return;
     }
-    // 4 MiB reads stream ~1.5x faster than 1 MiB here; past a few concurrent downloads, memory wins.
-    const chunk = streaming < BIG_READ_STREAMS ? BIG_READ : READ_CHUNK;
-    streaming++;
-    try {
-      await sendFile(fh, start, end, res, chunk);
-    } finally {
-      streaming--;
-    }
+    await blob.send(start, end, res);
   } finally {
-    await fh.close().catch(() => undefined);
+    await blob.close();
   }
 }
-
-const BIG_READ = 4 * 1024 * 1024;
-const BIG_READ_STREAMS = 8;
-/** Blob bodies being sent right now (process-wide). */
-let streaming = 0;
 
 export async function deleteBlob(ctx: RequestCtx, name: string, digest: string): Promise<void> {
   if (ctx.deletes === 'none') throw unsupported('deleting is disabled on this registry');

@@ -2,15 +2,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Auth, Identity } from './auth.js';
 import type { Gate } from './gate.js';
-import type { RepoStore } from './repo-store.js';
-import type { Uploads } from './uploads.js';
+import type { RegistryStorage, UploadStore } from './storage.js';
 
 /** Which DELETEs are allowed: everything, manifests and blobs by digest only, or none. */
 export type DeleteMode = 'all' | 'digest' | 'none';
 
 export interface Services {
-  store: RepoStore;
-  uploads: Uploads;
+  store: RegistryStorage;
+  uploads: UploadStore;
   gate: Gate;
   auth: Auth;
   deletes: DeleteMode;

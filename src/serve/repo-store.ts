@@ -24,6 +24,8 @@ import { syncDir, syncFile } from './durable.js';
 import { isNotFound, listRepositoryNames, removeFile, renameCreating, writeCreating } from './files.js';
 import { Lru } from './lru.js';
 import { isValidTag } from './router.js';
+import { openFileBlob } from './send-file.js';
+import type { BlobBody, RegistryStorage, StoredManifest } from './storage.js';
 
 /** The registry does not use leases: it owns its root, and its collector has a grace period. */
 class NoLease extends Lease {
@@ -35,13 +37,9 @@ export function registryPool(root: string): BlobPool {
   return new BlobPool(root, async () => NO_LEASE);
 }
 
-export interface StoredManifest {
-  digest: string;
-  mediaType: string;
-  bytes: Buffer;
-}
+export type { StoredManifest } from './storage.js';
 
-export class RepoStore {
+export class RepoStore implements RegistryStorage {
   readonly pool: BlobPool;
   private gen = 0;
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -164,6 +162,11 @@ export class RepoStore {
       this.bodyCache.set(digest, bytes, bytes.length);
     }
     return { digest, mediaType, bytes };
+  }
+
+  /** The pool file of `digest`, opened; undefined when it is not there (collected meanwhile). */
+  openBlob(digest: string): Promise<BlobBody | undefined> {
+    return openFileBlob(this.pool.path(digest));
   }
 
   /** Runs manifest and tag changes of one repository one at a time (a delete never races a put). */
@@ -316,6 +319,22 @@ export class RepoStore {
   }
 
   /** Forgets cached links and tags (after the collector changed the tree). */
+  async readSmallBlob(name: string, digest: string, maxBytes: number): Promise<Buffer | undefined> {
+    const size = await this.contentSize(name, digest);
+    if (size === undefined || size > maxBytes) return undefined;
+    return this.pool.read({ mediaType: 'application/octet-stream', digest, size }, maxBytes); // verified by the pool
+  }
+
+  async tagWrittenAt(name: string, tag: string): Promise<number | undefined> {
+    if (!isValidTag(tag)) return undefined;
+    try {
+      return (await stat(this.tagFile(name, tag))).mtimeMs;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
   invalidate(): void {
     this.gen++;
     this.tagCache.clear();

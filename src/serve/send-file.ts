@@ -6,7 +6,46 @@
  * never used before cost a fault each, and downloads varied 2-3x with it.
  */
 import type { ServerResponse } from 'node:http';
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { READ_CHUNK } from '../store/blobs.js';
+import type { BlobBody } from './storage.js';
+
+const BIG_READ = 4 * 1024 * 1024;
+const BIG_READ_STREAMS = 8;
+/** Blob bodies being sent right now (process-wide). */
+let streaming = 0;
+
+/** A pool file opened as a BlobBody; undefined when it is not there. */
+export async function openFileBlob(path: string): Promise<BlobBody | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e;
+  }
+  return {
+    size,
+    async send(start, end, res) {
+      // 4 MiB reads stream ~1.5x faster than 1 MiB here; past a few concurrent downloads, memory wins.
+      const chunk = streaming < BIG_READ_STREAMS ? BIG_READ : READ_CHUNK;
+      streaming++;
+      try {
+        await sendFile(fh, start, end, res, chunk);
+      } finally {
+        streaming--;
+      }
+    },
+    close: () => fh.close().catch(() => undefined),
+  };
+}
 
 /** Resolves when the body is sent (the response ended), or when the client went away. */
 export async function sendFile(fh: FileHandle, start: number, end: number, res: ServerResponse, chunk: number): Promise<void> {

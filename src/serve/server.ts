@@ -20,16 +20,34 @@ import { Catalog } from './catalog/catalog.js';
 import { ServeError, isOutOfSpace } from './errors.js';
 import { Auth, type AuthConfig } from './auth.js';
 import type { DeleteMode } from './context.js';
-import { collectGarbage, gcSummary, type GcResult } from './gc.js';
+import { openBackend } from './backend.js';
+import { BlobFetches } from './proxy/blob-fetch.js';
+import { ProxyStorage } from './proxy/proxy-store.js';
+import { Upstream } from './proxy/upstream.js';
+import type { RegistryStorage } from './storage.js';
+import { gcSummary, type GcResult } from './gc.js';
 import { Gate } from './gate.js';
 import type { LoginLimits } from './login-throttle.js';
-import { RepoStore } from './repo-store.js';
-import { lockRoot } from './root-lock.js';
 import { TokenService } from './token.js';
-import { Uploads } from './uploads.js';
 
 export interface ServeOptions {
+  /** The filesystem root; with `storage`, unused (and may be ''). */
   root: string;
+  /** `s3://BUCKET[/PREFIX]`: keep everything in object storage; replicas may share it. */
+  storage?: string;
+  /** An S3-compatible endpoint (path-style), e.g. Ceph RGW or MinIO. */
+  s3Endpoint?: string;
+  s3Region?: string;
+  /** Credentials instead of the AWS chain (environment, AWS_PROFILE...). */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Blob GETs answered with a 307 to a presigned URL valid this many seconds (default 0: stream through). */
+  s3RedirectSeconds?: number;
+  /** A pull-through cache of this registry (http(s)://HOST[:PORT]); pushes are refused. */
+  proxy?: string;
+  /** A cached tag is checked upstream again once it is this old (default 5 min). */
+  proxyTtlMs?: number;
+  /** Where docker's config (upstream credentials) is found: DOCKER_CONFIG, HOME (default process.env). */
+  env?: NodeJS.ProcessEnv;
   /** HOST:PORT, [V6]:PORT or :PORT (every interface). Default 127.0.0.1:5000; port 0 picks one. */
   addr?: string;
   /** htpasswd file (bcrypt): Basic auth, every user may pull, push and delete. */
@@ -65,6 +83,8 @@ export interface ServeOptions {
   maxHeaderBytes?: number;
   /** Serve the web catalog at / (default true). */
   catalog?: boolean;
+  /** With shared storage (S3, a cache): the catalog walks the registry again once its index is this old (default 30 s). */
+  catalogRewalkMs?: number;
   /** Flush each commit to disk before answering (default off: see durable.ts). */
   fsync?: boolean;
   /** A connection silent this long is closed (default 120 s). */
@@ -131,27 +151,45 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? (() => undefined);
   if (config.mode !== 'none' && !tls && !isLoopback(host)) log(`warning: passwords and tokens to ${host}:${port} travel in clear text; serve TLS with --tls-cert/--tls-key`);
 
-  const release = await lockRoot(root, 'the server');
-  const store = new RepoStore(root, !!opts.fsync);
-  const uploads = new Uploads(root, store.pool, {
-    fsync: !!opts.fsync,
-    ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
-    ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
-    maxSessions: opts.maxUploadSessions ?? 10_000,
-    minRate: opts.minUploadRate ?? 1024,
-    ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
+  const upstream = opts.proxy ? new Upstream({ url: opts.proxy, ...(opts.env ? { env: opts.env } : {}) }) : undefined;
+  const backend = await openBackend({
+    root,
+    storage: opts.storage,
+    s3Endpoint: opts.s3Endpoint,
+    s3Region: opts.s3Region,
+    s3Credentials: opts.s3Credentials,
+    s3RedirectSeconds: opts.s3RedirectSeconds,
+    fsync: opts.fsync,
+    uploads: {
+      fsync: !!opts.fsync,
+      ...(opts.uploadTtlMs ? { ttlMs: opts.uploadTtlMs } : {}),
+      ...(opts.maxHashWorkers !== undefined ? { maxFollowers: opts.maxHashWorkers } : {}),
+      maxSessions: opts.maxUploadSessions ?? 10_000,
+      minRate: opts.minUploadRate ?? 1024,
+      ...(opts.minUploadRateWindowMs ? { minRateWindowMs: opts.minUploadRateWindowMs } : {}),
+    },
   });
-  // The sessions a previous run left count against --max-upload-sessions from the start.
-  await uploads.countSessions().catch(async (e: unknown) => {
-    await release();
-    throw e;
-  });
+  const { uploads } = backend;
+  const release = async (): Promise<void> => {
+    upstream?.close();
+    await backend.release();
+  };
+  let store: RegistryStorage = backend.store;
+  if (upstream) {
+    try {
+      const fetches = new BlobFetches(upstream, await backend.spoolDir(), (path, name, digest, size) => backend.keepFile(path, name, digest, size));
+      store = new ProxyStorage(backend.store, upstream, fetches, opts.proxyTtlMs ?? 300_000);
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
   const gate = new Gate();
   let base = '';
   const auth = new Auth(config, () => base);
   const graceMs = opts.gcGraceMs ?? 3600_000;
   const users = new WeakMap<http.IncomingMessage, string>();
-  const catalog = opts.catalog === false ? undefined : new Catalog({ store, auth, base: () => base, onIdentity: (req, user) => users.set(req, user) });
+  const catalog = opts.catalog === false ? undefined : new Catalog({ store, auth, base: () => base, onIdentity: (req, user) => users.set(req, user), ...(opts.storage || upstream ? { rewalkMs: opts.catalogRewalkMs ?? 30_000 } : {}) });
   const app = createApp({
     ...(catalog ? { catalog, onRepoChange: (name: string) => catalog.changed(name) } : {}),
     store,
@@ -159,6 +197,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     gate,
     auth,
     deletes: opts.deletes ?? 'all',
+    ...(upstream ? { readOnly: `this registry is a pull-through cache of ${upstream.url}: push there` } : {}),
     touchOlderMs: graceMs / 2,
     ...(config.mode === 'token' ? { tokens: config.tokens } : {}),
     ...(opts.maxUploads ? { maxUploads: opts.maxUploads } : {}),
@@ -203,7 +242,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const collect = (grace = graceMs): Promise<GcResult> =>
     track(
       (async () => {
-        const r = await collectGarbage(store, uploads, { graceMs: grace, gate });
+        const r = await backend.collect({ graceMs: grace, gate });
         if (r.blobsRemoved || r.linksRemoved || r.referrersRemoved || r.uploadsRemoved || r.tempsRemoved) log(`gc: removed ${gcSummary(r, bytes)}: ${bytes(r.bytesFreed)} freed`);
         for (const p of r.problems) log(`gc: ${p}`);
         return r;
@@ -240,7 +279,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     url: base,
     host: `${shownHost}:${actual}`,
     port: actual,
-    root,
+    root: backend.where,
     collect,
     close() {
       closed ??= (async () => {

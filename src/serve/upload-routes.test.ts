@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { putBlob, request, sha256, sha512, specError, startTestServer } from '../test-support/serve.js';
+import { onS3, poolHexes, putBlob, request, sha256, sha512, specError, startTestServer } from '../test-support/serve.js';
 import { tempDir } from '../test-support/tmp.js';
 import { createApp } from './app.js';
 import { Auth } from './auth.js';
@@ -145,13 +145,13 @@ test('closing with a wrong digest is 400 DIGEST_INVALID, ends the session and st
   assert.equal((await request(`${s.url}/v2/a/blobs/${wrong}`)).status, 404);
   assert.equal((await request(`${s.url}/v2/a/blobs/${sha256('the real bytes')}`)).status, 404);
   assert.equal((await request(`${s.url}${loc}`)).status, 404, 'the session is gone');
-  assert.deepEqual(await readdir(join(s.root, 'blobs', 'sha256')).catch(() => []), []);
+  assert.deepEqual(await poolHexes(s), []);
   // Monolithic POST with the wrong digest: the same.
   loc = `/v2/a/blobs/uploads/?digest=${wrong}`;
   const mono = await request(`${s.url}${loc}`, { method: 'POST', body: 'other bytes', headers: OCTET });
   assert.equal(mono.status, 400);
   assert.equal(specError(mono).code, 'DIGEST_INVALID');
-  assert.deepEqual(await readdir(join(s.root, 'uploads')), [], 'no session left behind');
+  if (!onS3()) assert.deepEqual(await readdir(join(s.root, 'uploads')), [], 'no session left behind');
 });
 
 test('monolithic POST ?digest= (201) with sha256 and sha512; a body without ?digest= is 400', async (t) => {
@@ -226,9 +226,9 @@ test('one pool for every repository: the same blob pushed to two repositories (a
   const blob = randomBytes(1 << 20);
   const [a, b] = await Promise.all([putBlob(s.url, 'r/one', blob), putBlob(s.url, 'r/two', blob)]);
   assert.equal(a, b);
-  const files = await readdir(join(s.root, 'blobs', 'sha256'));
+  const files = await poolHexes(s);
   assert.deepEqual(files, [a.slice(7)]);
-  assert.equal(((await stat(join(s.root, 'blobs', 'sha256', files[0]!))).mode & 0o777).toString(8), '444');
+  if (!onS3()) assert.equal(((await stat(join(s.root, 'blobs', 'sha256', files[0]!))).mode & 0o777).toString(8), '444');
   for (const name of ['r/one', 'r/two']) assert.deepEqual((await request(`${s.url}/v2/${name}/blobs/${a}`)).body, blob);
   assert.equal((await request(`${s.url}/v2/r/three/blobs/${a}`)).status, 404, 'not visible where nobody put it');
 });

@@ -12,7 +12,8 @@ import type { RequestCtx } from './context.js';
 import { ServeError } from './errors.js';
 import { contentLength, hasBody, parseContentRange, send } from './http-util.js';
 import { checkDigest, checkName } from './router.js';
-import { rangeError, uploadHeaders, type Session } from './uploads.js';
+import type { UploadSession as Session } from './storage.js';
+import { rangeError, uploadHeaders } from './uploads.js';
 
 /** Repositories searched for a mount without `from`. */
 const MAX_MOUNT_SEARCH = 1000;
@@ -43,7 +44,7 @@ export async function postUpload(ctx: RequestCtx, name: string): Promise<void> {
     const s = await ctx.uploads.create(name, { transient: true });
     const location = uploadLocation(name, s.id);
     try {
-      await ctx.uploads.append(s, ctx.req, { length: contentLength(ctx.req), location });
+      await ctx.uploads.append(s, ctx.req, { length: contentLength(ctx.req), location, digest });
       await finish(ctx, name, s, digest, parsed, location);
     } catch (e) {
       await ctx.uploads.cancel(s).catch(() => undefined);
@@ -135,7 +136,7 @@ export async function putUpload(ctx: RequestCtx, name: string, id: string): Prom
   const parsed = checkDigest(digest);
   if (hasBody(ctx.req)) {
     const where = await chunk(ctx, s, () => ctx.uploads.size(s), location);
-    await ctx.uploads.append(s, ctx.req, { ...where, location });
+    await ctx.uploads.append(s, ctx.req, { ...where, location, digest });
   }
   await finish(ctx, name, s, digest, parsed, location);
   created(ctx, name, digest);

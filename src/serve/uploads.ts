@@ -20,6 +20,7 @@ import { ServeError, isOutOfSpace, outOfSpace, uploadUnknown } from './errors.js
 import type { MinRate } from './min-rate.js';
 import { isUploadId } from './router.js';
 import { SessionCount } from './session-count.js';
+import type { UploadSession, UploadStore } from './storage.js';
 import { HashWorkers, InlineHash, hashFile } from './upload-hash.js';
 
 export interface UploadsOptions {
@@ -52,7 +53,7 @@ export interface Session extends Target {
   lastUsed: number;
 }
 
-export class Uploads {
+export class Uploads implements UploadStore<Session> {
   readonly dir: string;
   readonly ttlMs: number;
   private readonly sessions = new Map<string, Session>();
@@ -283,10 +284,10 @@ export class Uploads {
 }
 
 /** 416 with the current Range and Location, as the spec asks for an out-of-order chunk. */
-export function rangeError(s: Session, size: number, location: string, reason: string): ServeError {
+export function rangeError(s: UploadSession, size: number, location: string, reason: string): ServeError {
   return new ServeError(416, 'BLOB_UPLOAD_INVALID', { uuid: s.id, reason }, uploadHeaders(s, size, location));
 }
 
-export function uploadHeaders(s: Session, size: number, location: string): Record<string, string> {
+export function uploadHeaders(s: UploadSession, size: number, location: string): Record<string, string> {
   return { location, range: `0-${Math.max(size - 1, 0)}`, 'docker-upload-uuid': s.id };
 }

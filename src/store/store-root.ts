@@ -10,7 +10,7 @@ import { PackError, fsError } from '../errors.js';
 import { initLayout } from './index-file.js';
 
 /** What mpk may leave at the top of a store before its `oci-layout` exists. */
-const OWN_ENTRIES = new Set(['blobs', 'ingest', 'leases', 'cache', 'run', 'registry', 'lost+found']);
+const OWN_ENTRIES = new Set(['blobs', 'ingest', 'leases', 'cache', 'run', 'registry', 'mirrors.json', 'lost+found']);
 
 /** Checks and, when needed, creates the store at `root` (absolute); `created` when it was new. */
 export async function prepareStoreRoot(root: string): Promise<{ created: boolean }> {

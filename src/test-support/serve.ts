@@ -7,14 +7,53 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { startServer, type RunningServer, type ServeOptions } from '../serve/server.js';
+import type { Rgw } from './rgw.js';
 import { tempDir } from './tmp.js';
 
 export type T = TestContext | { after(fn: () => unknown): void };
 
+let s3: Rgw | undefined;
+
+/** From now on, startTestServer serves from a new bucket of this RGW (the spec suite on S3). */
+export function serveOnS3(rgw: Rgw): void {
+  s3 = rgw;
+}
+
+/** The options that put a server on a new bucket of `rgw` (or on `storage`, to share one). */
+export async function s3Options(rgw: Rgw, storage?: string): Promise<ServeOptions> {
+  return { root: '', storage: storage ?? (await rgw.bucket()), s3Endpoint: rgw.endpoint, s3Credentials: rgw.credentials };
+}
+
+/** True when startTestServer serves from object storage (checks of the root's files do not apply). */
+export const onS3 = (): boolean => s3 !== undefined;
+
+/** The hex digests (sha256) in a server's pool: the root's blobs/sha256, or the bucket's objects. */
+export async function poolHexes(server: { root: string }): Promise<string[]> {
+  if (!server.root.startsWith('s3://')) return (await readdir(join(server.root, 'blobs', 'sha256')).catch(() => [])).sort();
+  const { Bucket, parseS3Url } = await import('../serve/s3/s3-client.js'); // the SDK loads only for S3 tests
+  const bucket = new Bucket(s3!.client, parseS3Url(server.root));
+  const out: string[] = [];
+  for await (const o of bucket.list('blobs/sha256/')) out.push(o.key.slice('blobs/sha256/'.length));
+  return out.sort();
+}
+
+/** True (and the test skipped) when the suite runs on S3 and the test looks at the filesystem root. */
+export function fsOnly(t: TestContext): boolean {
+  if (!s3) return false;
+  t.skip('looks at the filesystem root: not for object storage');
+  return true;
+}
+
 export async function startTestServer(t: T, opts: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  if (s3) {
+    const s = await startServer({ addr: '127.0.0.1:0', ...opts, ...(await s3Options(s3, opts.root?.startsWith('s3://') ? opts.root : undefined)) });
+    t.after(() => s.close());
+    return s;
+  }
   const root = opts.root ?? join(await tempDir(t, 'mpk-serve-'), 'root');
   const s = await startServer({ addr: '127.0.0.1:0', ...opts, root });
   t.after(() => s.close());
@@ -120,8 +159,8 @@ export interface ServerProcess {
 const BIN = new URL('./mpk-bin.ts', import.meta.url).pathname;
 
 /** `mpk serve` in its own process (from source), on 127.0.0.1:0; killed by its PID after the test. */
-export async function spawnServer(t: T, root: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--root', root, '--addr', '127.0.0.1:0', '-q', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServer(t: T, root: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--root', root, '--addr', '127.0.0.1:0', '-q', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -15,7 +15,9 @@ import { formatReference, parseReference, type Reference } from '../oci/referenc
 import { DockerCredentialStore } from '../registry/auth/credentials.js';
 import { RegistryClient, type ClientOptions } from '../registry/client.js';
 import { RemoteRepository } from '../registry/repository.js';
-import { LocalStore } from '../store/store.js';
+import { LocalStore, defaultStoreRoot } from '../store/store.js';
+import { loadMirrors, mirrorHost, type Mirrors } from './mirrors.js';
+import { join } from 'node:path';
 
 export interface TransferOptions extends ClientOptions {
   signal?: AbortSignal;
@@ -32,6 +34,10 @@ export interface TransferOptions extends ClientOptions {
   env?: NodeJS.ProcessEnv;
   /** Also copy the referrers (SBOMs, signatures, …) of what is copied, recursively (`--referrers`). */
   referrers?: boolean;
+  /** Pull: site caches to ask first, per upstream host (default: `$MPK_HOME/mirrors.json`). */
+  mirrors?: Mirrors;
+  /** Pull: a mirror failed; the next one or the upstream is asked. */
+  onMirrorFailed?(mirror: string, err: unknown): void;
 }
 
 export interface TransferResult extends CopyResult {
@@ -146,5 +152,16 @@ export async function pullModel(store: LocalStore, source: string, destination?:
   }
   const dst = destination ?? pullDestination(source);
   // The store keeps one manifest per name: from an index, pull chooses one (or says how to).
-  return transfer(store, source, dst, { ...opts, select: opts.select ?? {} }, { source: 'remote', destination: 'local' });
+  const o = { ...opts, select: opts.select ?? {} };
+  const mirrors = (opts.mirrors ?? (await loadMirrors(join(defaultStoreRoot(opts.env ?? process.env), 'mirrors.json'))))[src.registry] ?? [];
+  for (const url of mirrors) {
+    const m = mirrorHost(url);
+    try {
+      return await transfer(store, formatReference({ ...src, registry: m.host }), dst, { ...o, plainHttp: m.plainHttp || !!opts.plainHttp }, { source: 'remote', destination: 'local' });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      opts.onMirrorFailed?.(url, e);
+    }
+  }
+  return transfer(store, source, dst, o, { source: 'remote', destination: 'local' });
 }

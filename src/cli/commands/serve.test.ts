@@ -40,7 +40,7 @@ test('mpk serve refuses an open registry beyond loopback and bad flags (exit 2, 
     setTimeout(() => ac.abort(), 3000).unref(); // a server that starts after all is stopped, and the test fails
     return { stdout: { write: () => true }, stderr: { write: (s: string) => (sink.out += s) }, env: {}, cwd: dir, signal: ac.signal };
   };
-  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['--upload-ttl', '0'], ['--token-ttl', '0s'], ['--max-upload-sessions', '0'], ['--max-upload-sessions', '1.5'], ['--min-upload-rate', '-1'], ['--min-upload-rate', 'fast'], ['--min-upload-rate', ''], ['bogus']]) {
+  for (const args of [['--addr', '0.0.0.0:0'], ['--addr', 'x'], ['--delete', 'some'], ['--upload-ttl', 'soon'], ['--upload-ttl', '0'], ['--token-ttl', '0s'], ['--max-upload-sessions', '0'], ['--max-upload-sessions', '1.5'], ['--min-upload-rate', '-1'], ['--min-upload-rate', 'fast'], ['--min-upload-rate', ''], ['--storage', 'http://bucket'], ['--storage', 's3://B'], ['--storage', 's3://bucket/../x'], ['--s3-endpoint', 'http://127.0.0.1:1'], ['--storage', 's3://bucket', '--s3-endpoint', 'ftp://x'], ['--proxy', 'ftp://x'], ['--proxy', 'https://host/path'], ['--proxy-ttl', 'soon'], ['bogus']]) {
     const sink = { out: '' };
     const code = await run(['serve', '--root', join(dir, 'r'), ...args], io(sink));
     assert.equal(code, 2, args.join(' '));

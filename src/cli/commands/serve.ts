@@ -4,11 +4,9 @@
  */
 import { join, resolve } from 'node:path';
 import { PackError } from '../../errors.js';
-import { collectGarbage, gcSummary } from '../../serve/gc.js';
-import { RepoStore } from '../../serve/repo-store.js';
-import { lockRoot } from '../../serve/root-lock.js';
+import { openBackend } from '../../serve/backend.js';
+import { gcSummary } from '../../serve/gc.js';
 import { startServer, type ServeOptions } from '../../serve/server.js';
-import { Uploads } from '../../serve/uploads.js';
 import { verifyRegistry } from '../../serve/verify.js';
 import { defaultStoreRoot } from '../../store/store.js';
 import type { CommandSpec, Ctx } from '../context.js';
@@ -36,6 +34,9 @@ function positiveDuration(flag: string, text: string): number {
 function rootOf(ctx: Ctx, v: Record<string, unknown>): string {
   return typeof v.root === 'string' ? resolve(ctx.cwd, v.root) : join(ctx.storeRoot ?? defaultStoreRoot(ctx.env), 'registry');
 }
+
+/** How long a presigned blob URL of --s3-redirect is valid. */
+const S3_REDIRECT_SECONDS = 300;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -68,6 +69,19 @@ export function serveOptions(ctx: Ctx, v: Record<string, unknown>): ServeOptions
   if (typeof v['max-uploads'] === 'string') o.maxUploads = wholeNumber('max-uploads', v['max-uploads'], 1, '64');
   if (typeof v['max-upload-sessions'] === 'string') o.maxUploadSessions = wholeNumber('max-upload-sessions', v['max-upload-sessions'], 1, '10000');
   if (typeof v['min-upload-rate'] === 'string') o.minUploadRate = wholeNumber('min-upload-rate', v['min-upload-rate'], 0, '1024 (bytes/s; 0 = no minimum)');
+  const storage = str(v.storage);
+  if (storage !== undefined) o.storage = storage;
+  const endpoint = str(v['s3-endpoint']);
+  if (endpoint !== undefined) o.s3Endpoint = endpoint;
+  const region = str(v['s3-region']);
+  if (region !== undefined) o.s3Region = region;
+  if (v['s3-redirect']) o.s3RedirectSeconds = S3_REDIRECT_SECONDS;
+  const proxy = str(v.proxy);
+  if (proxy !== undefined) {
+    o.proxy = proxy;
+    o.env = ctx.env;
+  }
+  if (typeof v['proxy-ttl'] === 'string') o.proxyTtlMs = parseDuration('proxy-ttl', v['proxy-ttl']);
   if (!ctx.quiet && !v.quiet) o.accessLog = (line) => void ctx.stdout.write(`${line}\n`);
   o.log = (line) => void ctx.stderr.write(`mpk serve: ${line}\n`);
   return o;
@@ -88,13 +102,20 @@ async function serve(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
 }
 
 async function gc(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
-  const root = rootOf(ctx, v);
   const graceMs = typeof v.grace === 'string' ? parseDuration('grace', v.grace) : 3600_000;
-  const release = await lockRoot(root, 'gc');
+  const o = serveOptions(ctx, v);
+  const backend = await openBackend(
+    {
+      root: o.root,
+      storage: o.storage,
+      s3Endpoint: o.s3Endpoint,
+      s3Region: o.s3Region,
+      uploads: typeof v['upload-ttl'] === 'string' ? { ttlMs: positiveDuration('upload-ttl', v['upload-ttl']) } : {},
+    },
+    'gc',
+  );
   try {
-    const store = new RepoStore(root);
-    const uploads = new Uploads(root, store.pool, typeof v['upload-ttl'] === 'string' ? { ttlMs: positiveDuration('upload-ttl', v['upload-ttl']) } : {});
-    const r = await collectGarbage(store, uploads, { graceMs, dryRun: !!v['dry-run'] });
+    const r = await backend.collect({ graceMs, dryRun: !!v['dry-run'] });
     if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else {
       for (const p of r.problems) ctx.stderr.write(`mpk: warning: ${p}\n`);
@@ -105,11 +126,12 @@ async function gc(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
     }
     return EXIT.OK;
   } finally {
-    await release();
+    await backend.release();
   }
 }
 
 async function verify(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
+  if (typeof v.storage === 'string') throw new PackError('UNSUPPORTED', 'mpk serve verify checks a filesystem root; it does not read object storage yet', { hint: 'run it on a --root, or list the bucket with your S3 tools' });
   const root = rootOf(ctx, v);
   const r = await verifyRegistry(root);
   if (v.json) ctx.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -126,7 +148,7 @@ async function verify(ctx: Ctx, v: Record<string, unknown>): Promise<number> {
 
 export const serveCommand: CommandSpec = {
   name: 'serve',
-  usage: 'mpk serve [--root DIR] [--addr HOST:PORT] [--htpasswd FILE | --token-users FILE] [--tls-cert F --tls-key F] | mpk serve gc | mpk serve verify',
+  usage: 'mpk serve [--root DIR | --storage s3://BUCKET[/PREFIX] [--s3-endpoint URL]] [--addr HOST:PORT] [--htpasswd FILE | --token-users FILE] [--tls-cert F --tls-key F] | mpk serve gc | mpk serve verify',
   summary:
     'Run an OCI registry (distribution-spec v1.1) that mpk, docker, skopeo and oras can push to and pull\n' +
     'from. Open only on 127.0.0.1 unless authentication is set (or --insecure-open). Blobs are stored once\n' +
@@ -150,6 +172,12 @@ export const serveCommand: CommandSpec = {
     '--max-upload-sessions N  upload sessions open at once (default 10000; more: 429 until some finish or are cancelled)',
     '--min-upload-rate B   cut a blob body slower than B bytes/s over 60 s with a 408, keeping what arrived (default 1024; 0 = none)',
     '--no-catalog          serve no web catalog (pages at /, JSON at /-/api/); the registry API only',
+    '--storage s3://BUCKET[/PREFIX]  keep everything in S3 object storage instead of --root: any number of',
+    '                      replicas may share the bucket (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE)',
+    '--s3-endpoint URL     an S3-compatible store (Ceph RGW, MinIO...), path-style; --s3-region NAME (default AWS_REGION or us-east-1)',
+    '--s3-redirect         answer blob GETs with a 307 to a presigned URL (5 min): the bytes bypass the server',
+    '--proxy URL           a pull-through cache of the registry at URL (credentials from docker\'s config); pushes refused',
+    '--proxy-ttl DUR       check a cached tag upstream again once it is this old (default 5m; by digest: cached for good)',
     '--fsync               flush every blob, manifest and tag to disk before answering (survives a power cut; slower)',
     '--log-format FMT      access log as text (default) or json, on stdout; -q for none',
     'gc: --grace DUR, --dry-run, --json     verify: --json',
@@ -173,6 +201,12 @@ export const serveCommand: CommandSpec = {
     'max-upload-sessions': { type: 'string' },
     'min-upload-rate': { type: 'string' },
     'log-format': { type: 'string' },
+    storage: { type: 'string' },
+    's3-endpoint': { type: 'string' },
+    's3-region': { type: 'string' },
+    's3-redirect': { type: 'boolean' },
+    proxy: { type: 'string' },
+    'proxy-ttl': { type: 'string' },
     grace: { type: 'string' },
     'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },

@@ -8,7 +8,7 @@
  */
 import { mapBounded } from '../../internal/map-bounded.js';
 import { Lru } from '../lru.js';
-import type { RepoStore } from '../repo-store.js';
+import type { RegistryStorage } from '../storage.js';
 import { tagPushedAt } from './blob-text.js';
 import { factsOf, type Facts } from './model-source.js';
 
@@ -66,7 +66,18 @@ export class CatalogIndex {
   /** Bumped per repository on every change (callers key their caches with it). */
   private readonly gens = new Map<string, number>();
 
-  constructor(private readonly store: RepoStore) {}
+  private builtAt = 0;
+  private rewalking: Promise<void> | undefined;
+
+  /**
+   * `rewalkMs` > 0 when other processes write the same storage (replicas on one bucket, a cache):
+   * their pushes call no `changed` here, so the whole registry is walked again in the background
+   * once the index is that old, and answers meanwhile come from the index as it is.
+   */
+  constructor(
+    private readonly store: RegistryStorage,
+    private readonly rewalkMs = 0,
+  ) {}
 
   /** A manifest or tag of `name` changed: read it again before the next answer. */
   changed(name: string): void {
@@ -86,6 +97,12 @@ export class CatalogIndex {
       b.catch(() => {
         if (this.built === b) this.built = undefined; // the next request tries again
       });
+    }
+    else if (this.rewalkMs > 0 && this.builtAt > 0 && !this.rewalking && Date.now() - this.builtAt > this.rewalkMs) {
+      this.builtAt = Date.now();
+      const r = this.run(() => this.build());
+      this.rewalking = r.catch(() => undefined).finally(() => (this.rewalking = undefined));
+      return this.built; // this answer from the index as it is
     }
     if (this.dirty.size === 0) return this.built.then(() => this.work);
     return this.run(async () => {
@@ -150,8 +167,14 @@ export class CatalogIndex {
   private async build(): Promise<void> {
     this.dirty.clear();
     const names = await this.store.listRepositories();
+    const listed = new Set(names);
+    for (const gone of [...this.repos.keys()].filter((n) => !listed.has(n))) {
+      this.repos.delete(gone);
+      this.gens.set(gone, (this.gens.get(gone) ?? 0) + 1);
+    }
     await mapBounded(names, (n) => this.refresh(n, false), 16);
     this.resort();
+    this.builtAt = Date.now();
   }
 
   private async refresh(name: string, resort = true): Promise<void> {
@@ -176,6 +199,7 @@ export class CatalogIndex {
         tags.push(was);
         continue;
       }
+      if (was) this.gens.set(name, (this.gens.get(name) ?? 0) + 1); // moved (by another replica, when not through `changed`)
       const entry: TagEntry = { tag, digest, facts: await this.facts(name, digest) };
       if (pushed !== undefined) entry.pushed = pushed;
       tags.push(entry);

@@ -11,7 +11,7 @@ import type { Auth } from '../auth.js';
 import { ServeError } from '../errors.js';
 import { send, type Headers } from '../http-util.js';
 import { Lru } from '../lru.js';
-import type { RepoStore } from '../repo-store.js';
+import type { RegistryStorage } from '../storage.js';
 import { ASSETS } from './assets/index.js';
 import { CatalogIndex } from './catalog-index.js';
 import { html } from './html.js';
@@ -40,8 +40,10 @@ export function isCatalogPath(path: string): boolean {
 }
 
 export interface CatalogOptions {
-  store: RepoStore;
+  store: RegistryStorage;
   auth: Auth;
+  /** Walk the whole registry again once the index is this old (shared storage: others write it too); 0 never. */
+  rewalkMs?: number;
   /** scheme://host:port of the server, for a request without a usable Host header. */
   base: () => string;
   /** Who a request ran as, for the access log. */
@@ -55,7 +57,7 @@ export class Catalog {
   private readonly details = new Lru<string, ModelDetailsView>(2000, 64 * 1024 * 1024);
 
   constructor(private readonly opts: CatalogOptions) {
-    this.index = new CatalogIndex(opts.store);
+    this.index = new CatalogIndex(opts.store, opts.rewalkMs ?? 0);
   }
 
   /** A manifest or tag of `name` changed (the registry calls this after each put and delete). */

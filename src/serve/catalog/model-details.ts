@@ -6,7 +6,7 @@
 import type { Descriptor } from '../../oci/descriptor.js';
 import { isRfc3339 } from '../../interop/metadata.js';
 import { describeModel } from '../../modelpack/inspect.js';
-import type { RepoStore } from '../repo-store.js';
+import type { RegistryStorage } from '../storage.js';
 import { readSmallBlob } from './blob-text.js';
 import { renderMarkdown } from './markdown.js';
 import { factsOf, repoSource, type VariantFacts } from './model-source.js';
@@ -54,7 +54,7 @@ export interface ModelDetailsView {
   config?: unknown;
 }
 
-export async function modelDetails(store: RepoStore, name: string, reference: string, digest: string): Promise<ModelDetailsView | undefined> {
+export async function modelDetails(store: RegistryStorage, name: string, reference: string, digest: string): Promise<ModelDetailsView | undefined> {
   const stored = await store.getManifest(name, digest);
   if (!stored) return undefined;
   const desc: Descriptor = { mediaType: stored.mediaType, digest, size: stored.bytes.length };

@@ -1,6 +1,6 @@
 /**
  * A repository of the registry read as a model: the ModelSource that inspect's `describeModel`
- * takes (manifests through RepoStore.getManifest, small blobs through blob-text.ts), and the
+ * takes (manifests through RegistryStorage.getManifest, small blobs through blob-text.ts), and the
  * facts the catalog lists for a tag: kind, format, parameters, quantization, architecture, size,
  * and for an index its variants.
  */
@@ -9,13 +9,13 @@ import type { Descriptor } from '../../oci/descriptor.js';
 import { parseManifest, type ParsedManifest } from '../../oci/manifest.js';
 import { ANNOTATION_FORMAT, ANNOTATION_PARAM_SIZE, ANNOTATION_PRECISION, ANNOTATION_QUANTIZATION } from '../../oci/media-types.js';
 import { describeModel, type ModelSource } from '../../modelpack/inspect.js';
-import type { RepoStore } from '../repo-store.js';
+import type { RegistryStorage } from '../storage.js';
 import { readSmallBlob } from './blob-text.js';
 
 /** Variants of an index read for the listing (the rest are counted, not described). */
 const MAX_VARIANTS = 32;
 
-export function repoSource(store: RepoStore, name: string): ModelSource {
+export function repoSource(store: RegistryStorage, name: string): ModelSource {
   return {
     async readManifest(desc: Descriptor): Promise<ParsedManifest> {
       const m = await store.getManifest(name, desc.digest);
@@ -53,7 +53,7 @@ export interface Facts {
 }
 
 /** The facts of `digest` in `name`; never throws (an odd manifest is `unreadable`). */
-export async function factsOf(store: RepoStore, name: string, digest: string): Promise<Facts> {
+export async function factsOf(store: RegistryStorage, name: string, digest: string): Promise<Facts> {
   const source = repoSource(store, name);
   const stored = await store.getManifest(name, digest).catch(() => undefined);
   if (!stored) return { kind: 'unreadable', mediaType: '', size: 0 };
