@@ -24,6 +24,7 @@ import { syncDir, syncFile } from './durable.js';
 import { isNotFound, listRepositoryNames, removeFile, renameCreating, writeCreating } from './files.js';
 import { Lru } from './lru.js';
 import { isValidTag } from './router.js';
+import { referrersPage } from './referrers-page.js';
 import { openFileBlob } from './send-file.js';
 import type { BlobBody, RegistryStorage, StoredManifest } from './storage.js';
 
@@ -276,27 +277,11 @@ export class RepoStore implements RegistryStorage {
       if (isNotFound(e)) return { manifests: [] };
       throw e;
     }
-    const { after, maxBytes = Infinity, keep = () => true } = page;
-    const out: Descriptor[] = [];
-    let bytes = 0;
-    let last = '';
-    for (const f of files.sort()) {
-      if (after !== undefined && f <= after) continue;
-      let desc: Descriptor;
-      try {
-        desc = JSON.parse(await readFile(join(dir, f), 'utf8')) as Descriptor;
-        await stat(this.manifestLink(name, parseDigest(desc.digest))); // an entry left by a crash mid-delete is skipped
-      } catch {
-        continue; // unreadable, or its manifest is gone: skipped (serve verify reports it)
-      }
-      if (!keep(desc)) continue;
-      const size = Buffer.byteLength(JSON.stringify(desc)) + 1;
-      if (out.length > 0 && bytes + size > maxBytes) return { manifests: out, next: last };
-      out.push(desc);
-      bytes += size;
-      last = f;
-    }
-    return { manifests: out };
+    return referrersPage(files.sort(), async (f) => {
+      const desc = JSON.parse(await readFile(join(dir, f), 'utf8')) as Descriptor;
+      await stat(this.manifestLink(name, parseDigest(desc.digest))); // an entry left by a crash mid-delete is skipped (serve verify reports it)
+      return desc;
+    }, page);
   }
 
   /** Every repository (a folder holding link folders), sorted. */

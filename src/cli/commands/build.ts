@@ -7,6 +7,7 @@ import { fsError, PackError } from '../../errors.js';
 import { creationTime } from '../../modelpack/config.js';
 import { parseModelfile } from '../../modelfile/parse.js';
 import type { CommandSpec, Ctx } from '../context.js';
+import { wholeNumber } from '../flag-values.js';
 import { humanBytes, plural } from '../format.js';
 import { ProgressBar } from '../progress.js';
 import { withStore } from '../store.js';
@@ -58,23 +59,13 @@ export const build: CommandSpec = {
     if (v.variants || inputs.length > 1) return runVariants(ctx, v, inputs);
     const contextDir = resolve(ctx.cwd, inputs[0]!);
     const modelfile = await loadModelfile(ctx, v.file as string | undefined, contextDir);
-    const concurrency = v.concurrency === undefined ? undefined : Number(v.concurrency);
-    if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
-      throw new PackError('USAGE', `--concurrency ${v.concurrency}: not a positive whole number`, { hint: 'e.g. -c 4' });
-    }
     const bar = new ProgressBar(ctx.stderr, 'hashing', ctx.progress);
     const result = await withStore(ctx, (store) =>
       buildModel(store, {
         contextDir,
         reference: v.tag as string,
         ...(modelfile ? { modelfile } : {}),
-        family: v['legacy-cnai'] ? 'cnai' : 'cncf',
-        keepFileMetadata: !!v['keep-file-metadata'],
-        createdAt: creationTime(v.created as string | undefined, ctx.env),
-        noCache: !!v['no-cache'],
-        groupSmallFiles: !!v['group-small-files'],
-        ...(concurrency ? { concurrency } : {}),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...commonOptions(ctx, v),
         onProgress: (p) => bar.update(p.bytesDone + p.bytesSkipped, p.bytesTotal, `${p.filesDone}/${p.filesTotal} files`),
         onWarning: (w) => ctx.warn(w),
       }),
@@ -93,24 +84,28 @@ export const build: CommandSpec = {
   },
 };
 
+/** The options a single build and a variants build share (flags checked here). */
+function commonOptions(ctx: Ctx, v: Record<string, unknown>) {
+  const concurrency = v.concurrency === undefined ? undefined : wholeNumber('concurrency', v.concurrency, 1, '4');
+  return {
+    family: v['legacy-cnai'] ? ('cnai' as const) : ('cncf' as const),
+    keepFileMetadata: !!v['keep-file-metadata'],
+    createdAt: creationTime(v.created as string | undefined, ctx.env),
+    noCache: !!v['no-cache'],
+    groupSmallFiles: !!v['group-small-files'],
+    ...(concurrency ? { concurrency } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  };
+}
+
 /** Several weights at once: one model each and an index (build/build-variants.ts). */
 async function runVariants(ctx: Ctx, v: Record<string, unknown>, inputs: string[]): Promise<number> {
   if (v.file !== undefined) throw new PackError('USAGE', 'build: -f does not go with --variants or several files', { hint: "each variant's Modelfile is generated from its own weights; build them one by one to use a Modelfile" });
-  const concurrency = v.concurrency === undefined ? undefined : Number(v.concurrency);
-  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
-    throw new PackError('USAGE', `--concurrency ${v.concurrency}: not a positive whole number`, { hint: 'e.g. -c 4' });
-  }
   const r = await withStore(ctx, (store) =>
     buildVariants(store, {
       inputs: inputs.map((i) => resolve(ctx.cwd, i)),
       reference: v.tag as string,
-      family: v['legacy-cnai'] ? 'cnai' : 'cncf',
-      keepFileMetadata: !!v['keep-file-metadata'],
-      createdAt: creationTime(v.created as string | undefined, ctx.env),
-      noCache: !!v['no-cache'],
-      groupSmallFiles: !!v['group-small-files'],
-      ...(concurrency ? { concurrency } : {}),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      ...commonOptions(ctx, v),
       onWarning: (w) => ctx.warn(w),
     }),
   );

@@ -24,6 +24,7 @@ import type { Descriptor } from '../../oci/descriptor.js';
 import { digestBytes, parseDigest, type ParsedDigest } from '../../oci/digest.js';
 import { MAX_MANIFEST_BYTES, type ParsedManifest } from '../../oci/manifest.js';
 import { Lru } from '../lru.js';
+import { referrersPage } from '../referrers-page.js';
 import { subjectOf } from '../repo-store.js';
 import { isValidTag } from '../router.js';
 import type { BlobBody, ReferrersPage, RegistryStorage, StoredManifest } from '../storage.js';
@@ -207,30 +208,19 @@ export class S3Store implements RegistryStorage {
 
   async listReferrers(name: string, subject: string, page: ReferrersPage = {}): Promise<{ manifests: Descriptor[]; next?: string }> {
     const prefix = this.referrersPrefix(name, parseDigest(subject));
-    const { after, maxBytes = Infinity, keep = () => true } = page;
-    const out: Descriptor[] = [];
-    let bytes = 0;
-    let last = '';
-    for await (const o of this.bucket.list(prefix)) {
-      const f = o.key.slice(prefix.length);
-      if (f.includes('/') || (after !== undefined && f <= after)) continue;
-      let desc: Descriptor;
-      try {
-        const got = await this.bucket.getSmall(o.key, MAX_MANIFEST_BYTES);
-        if (!got) continue;
-        desc = JSON.parse(got.bytes.toString('utf8')) as Descriptor;
-        if (!(await this.bucket.head(this.manifestLink(name, desc.digest)))) continue; // left by a delete cut short
-      } catch {
-        continue;
+    const bucket = this.bucket;
+    async function* keys(): AsyncGenerator<string> {
+      for await (const o of bucket.list(prefix, page.after !== undefined ? prefix + page.after : undefined)) {
+        const f = o.key.slice(prefix.length);
+        if (!f.includes('/')) yield f;
       }
-      if (!keep(desc)) continue;
-      const size = Buffer.byteLength(JSON.stringify(desc)) + 1;
-      if (out.length > 0 && bytes + size > maxBytes) return { manifests: out, next: last };
-      out.push(desc);
-      bytes += size;
-      last = f;
     }
-    return { manifests: out };
+    return referrersPage(keys(), async (f) => {
+      const got = await this.bucket.getSmall(prefix + f, MAX_MANIFEST_BYTES);
+      if (!got) return undefined;
+      const desc = JSON.parse(got.bytes.toString('utf8')) as Descriptor;
+      return (await this.bucket.head(this.manifestLink(name, desc.digest))) ? desc : undefined; // undefined: left by a delete cut short
+    }, page);
   }
 
   async openBlob(digest: string): Promise<BlobBody | undefined> {
