@@ -30,7 +30,7 @@ import { RepoContext } from './repo-context.js';
 import { mountBlob, uploadBlob, type UploadOptions } from './upload.js';
 
 export interface RepositoryOptions {
-  /** Upload chunk size (0: one PUT per blob); default 64 MiB. */
+  /** Upload chunk size (0: one PUT per blob); default: one PUT up to 64 MiB, one PATCH past it. */
   chunkSize?: number;
 }
 

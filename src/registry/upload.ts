@@ -16,13 +16,13 @@ import { sleep } from '../internal/sleep.js';
 import { discard, type HttpResponse } from './transport.js';
 import type { RepoContext } from './repo-context.js';
 
-/** Default chunk size: blobs up to this go in one PUT; larger ones in PATCHes of this size. */
+/** Blobs up to this go in one PUT; larger ones in one PATCH (or PATCHes of `chunkSize` when it is given). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 /** Whole-upload attempts (a new session each) after network failures or a token that expired. */
 const UPLOAD_ATTEMPTS = 3;
 
 export interface UploadOptions extends PushOptions {
-  /** 0: always one PUT. Default DEFAULT_CHUNK_SIZE. */
+  /** 0: always one PUT. Given: blobs past it go in PATCHes of this size. Default: one PUT up to DEFAULT_CHUNK_SIZE, one PATCH past it. */
   chunkSize?: number;
 }
 
@@ -147,9 +147,14 @@ async function sendSession(ctx: RepoContext, desc: Descriptor, open: OpenAt, opt
   const signal = opts.signal;
   // session.location follows the PATCH answers, so a failure cancels the session where it stands.
   const at = () => session.location;
-  const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const chunk = wanted === 0 ? 0 : Math.max(wanted, session.minChunk); // the minimum applies to chunks only
-  if (chunk === 0 || desc.size <= chunk) {
+  // Up to the chunk size (default 64 MiB) one PUT carries the blob. Past it, PATCHes: of the
+  // chunk size when one is given, else one PATCH with the whole blob (as docker and skopeo send
+  // it). Each PATCH costs docker-registry a session reload and a hash-state save: 512 MiB in
+  // 64 MiB PATCHes took 2.98-3.08 s, in one request 2.12-2.58 s (registry CPU 1.9 → 1.6 s).
+  // A PATCH cut short is still resumed from the offset the registry reports.
+  const single = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunk = opts.chunkSize === undefined ? Infinity : Math.max(opts.chunkSize, session.minChunk); // the minimum applies to chunks only
+  if (single === 0 || desc.size <= single) {
     const body = counted(exactSize(await open(0), desc, 0), 0, opts);
     const res = await ctx.client
       .request(ctx.host, {
