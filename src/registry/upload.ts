@@ -15,6 +15,7 @@ import { blobExists } from './remote-blobs.js';
 import { sleep } from '../internal/sleep.js';
 import { discard, type HttpResponse } from './transport.js';
 import type { RepoContext } from './repo-context.js';
+import { readExact, singlePost, trySinglePost } from './upload-small.js';
 
 /** Blobs up to this go in one PUT; larger ones in one PATCH (or PATCHes of `chunkSize` when it is given). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
@@ -97,15 +98,35 @@ function withDigest(location: string, digest: string): string {
 }
 
 async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions): Promise<void> {
-  const session = await startSession(ctx, opts.signal);
+  let bytes: Buffer | undefined;
+  let session: { location: string; minChunk: number } | undefined;
+  // A --chunk-size below the blob's size asks for PATCHes: honoured.
+  if (trySinglePost(ctx, desc) && !(opts.chunkSize && opts.chunkSize < desc.size)) {
+    bytes = await readExact(await open(0), desc, sizeError);
+    const opened = await singlePost(ctx, desc, bytes, opts.signal);
+    if (!opened) {
+      opts.onProgress?.(desc.size, 'transferring');
+      return;
+    }
+    session = { location: locationOf(ctx, opened), minChunk: 0 };
+  }
+  session ??= await startSession(ctx, opts.signal);
   try {
-    await sendSession(ctx, desc, open, opts, session);
+    if (bytes) await putBytes(ctx, desc, bytes, session.location, opts);
+    else await sendSession(ctx, desc, open, opts, session);
   } catch (e) {
     // The session will not be used again (a retry, or the next run, opens a new one): do not leave
     // it on the server. Also when aborted (Ctrl-C, or a sibling blob failed), within 2 s.
     await cancelSession(ctx, session.location);
     throw e;
   }
+}
+
+/** Closes a session with the whole blob, held in memory (so a retry can send it again). */
+async function putBytes(ctx: RepoContext, desc: Descriptor, bytes: Buffer, location: string, opts: UploadOptions): Promise<void> {
+  const res = await ctx.client.request(ctx.host, { method: 'PUT', path: withDigest(location, desc.digest), headers: OCTET, body: bytes, scopes: ctx.push, signal: opts.signal });
+  await finish(ctx, desc, res, 'PUT');
+  opts.onProgress?.(desc.size, 'transferring');
 }
 
 /** DELETE an upload session, best effort (a session already closed or expired answers 404). */
