@@ -1,7 +1,8 @@
 /**
  * Small blobs in one request: mpk serve takes the single POST (201), so a small blob costs one
  * upload request; docker-registry 2.8 answers it with a session (202), which is closed by a PUT,
- * and the host is remembered: later blobs open plain sessions. Both pull back identical.
+ * and the host is remembered: later blobs open plain sessions. Once a host took a single POST, a
+ * tiny blob is sent without a HEAD first. Both pull back identical.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +21,7 @@ import { SINGLE_POST_MAX_BYTES } from './upload-small.js';
 async function builtModel(t: TestContext): Promise<{ store: LocalStore; files: Record<string, string | Uint8Array>; blobs: number }> {
   const dir = await tempDir(t);
   const files = await makeModelDir(dir, 's');
-  files['model.safetensors'] = Buffer.alloc(100_000, 7); // under the single-POST size
+  files['model.safetensors'] = Buffer.alloc(60_000, 7); // under the single-POST and no-HEAD sizes
   await writeFile(join(dir, 'model.safetensors'), files['model.safetensors']);
   const store = await LocalStore.open(await tempDir(t));
   t.after(() => store.close());
@@ -53,6 +54,14 @@ test('mpk serve: each small blob is one POST ?digest= (201), no session, no PUT'
   assert.ok(posts.every((e) => e.url.includes('?digest=') && e.status === 201));
   assert.equal(uploads(proxy, 'PUT').length, 0);
   assert.equal(uploads(proxy, 'PATCH').length, 0);
+});
+
+test('mpk serve: once a single POST was taken, small blobs go without a HEAD first', async (t) => {
+  const s = await startTestServer(t);
+  const { proxy, blobs } = await pushAndPull(t, s.url, 1); // one at a time: the first answer is known before the second blob
+  const heads = proxy.log.filter((e) => e.method === 'HEAD' && e.url.includes('/small/m/blobs/'));
+  assert.equal(heads.length, 1, 'only the first blob is asked for');
+  assert.equal(uploads(proxy, 'POST').filter((e) => e.status === 201).length, blobs);
 });
 
 test('docker-registry: a single POST answered 202 is closed by a PUT; the host is remembered', async (t) => {
