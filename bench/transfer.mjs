@@ -33,8 +33,13 @@ const SKOPEO_SMALL = flag('skopeo-small');
 const base = scratch('mpk-bench-transfer-');
 const running = new Set();
 
-/** Runs a command; resolves with wall ms and the peak RSS (VmHWM) polled from /proc. */
+/**
+ * Runs a command; resolves with wall ms and the peak RSS (VmHWM) polled from /proc. Dirty pages
+ * of the steps before (a push wrote the registry's copy) are flushed first (`sync`), so that their
+ * writeback does not land in whichever step comes next.
+ */
 function measured(cmd, argv, env = process.env) {
+  spawnSync('sync');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const p = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -177,6 +182,7 @@ async function openSessions(reg, repo, n) {
 /** Unverified: every blob uploaded in one request carrying its bytes; the registry checks the digests. */
 async function uploadFloor(reg, repo, blobs) {
   const max = blobs.length > 16 ? 8 : 16;
+  spawnSync('sync');
   const t0 = process.hrtime.bigint();
   let sections;
   if (reg.kind === 'mpk') {
