@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// bench/transfer: mpk push/pull against skopeo, both to and from Debian's docker-registry, in the
-// same run on the same model. Not a test: it prints figures and ratios.
+// bench/transfer: mpk push/pull against skopeo and against curl floors, on Debian's docker-registry
+// 2.8 and on `mpk serve`, in the same run on the same models. Not a test: it prints figures and ratios.
 //
-//   node bench/transfer.mjs [--size-mib 2048] [--files 10000] [--runs 3] [--dir /tmp] [--skopeo-small]
+//   node bench/transfer.mjs [--sizes 512,2048] [--files 10000] [--runs 3] [--registries docker,mpk]
+//                           [--dir /tmp] [--skopeo-small] [--quick]
 //
-// 1. A model of SIZE MiB (2 weight shards of random bytes + small files), built into an mpk store,
-//    which is an OCI layout that skopeo reads:
-//    push:  skopeo copy --preserve-digests oci:STORE:bench:v1 docker://…   vs  mpk push
-//    pull:  skopeo copy --dest-oci-accept-uncompressed-layers docker://… oci:OUT   vs  mpk pull (fresh store)
-//    Every run gets a fresh registry (data wiped), so nothing is skipped. Medians of RUNS; peak RSS
-//    (VmHWM) of the client. Then a no-op re-push by mpk (everything present), and the fetch floor:
-//    curl -o of every blob at once, nothing verified (what the sockets and the page cache cost).
-// 2. A model of FILES small files: mpk push and pull, per-blob cost against the registry's round
-//    trip (median HEAD /v2/ latency measured here); --skopeo-small times skopeo on it too (slow).
+// --quick: --sizes 512 --files 2000 --runs 1 (a few minutes). --sizes 0 / --files 0 skip a part.
+//
+// Per registry and model size (2 weight shards of random bytes + small files, built into an mpk
+// store, an OCI layout that skopeo reads), each run on fresh registries:
+//   push:  skopeo copy --preserve-digests oci:STORE:bench:v1 docker://…  vs  mpk push
+//   pull:  skopeo copy … docker://… oci:OUT  vs  mpk pull (fresh store)
+//   fetch floor:  curl fetching every blob at once into files, nothing verified
+//   upload floor: curl uploading every blob at once, one request carrying each blob's bytes (a PUT
+//                 into a session opened just before, timed too; on mpk serve, which takes it, the
+//                 single `POST ?digest=`), nothing hashed on the client
+// Medians of RUNS; peak RSS (VmHWM) of the client. Speed ratios: > 1 means mpk is faster.
+// Small files (FILES blobs): the same, one blob per file; curl does them 8 at a time in one process.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
@@ -20,16 +24,22 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { MPK, PEERS, fmt, flag, median, mib, opt, root, scratch } from './common.mjs';
 
-const SIZE_MIB = Number(opt('size-mib', 2048));
-const FILES = Number(opt('files', 10000));
-const RUNS = Number(opt('runs', 3));
+const QUICK = flag('quick');
+const SIZES = String(opt('sizes', QUICK ? '512' : '512,2048')).split(',').map(Number).filter((n) => n > 0);
+const FILES = Number(opt('files', QUICK ? 2000 : 10000));
+const RUNS = Number(opt('runs', QUICK ? 1 : 3));
+const REGISTRIES = String(opt('registries', 'docker,mpk')).split(',');
 const SKOPEO_SMALL = flag('skopeo-small');
 const base = scratch('mpk-bench-transfer-');
-let registryPid;
+const running = new Set();
 
-
-/** Runs a command; resolves with wall ms and the peak RSS (VmHWM) polled from /proc. */
+/**
+ * Runs a command; resolves with wall ms and the peak RSS (VmHWM) polled from /proc. Dirty pages
+ * of the steps before (a push wrote the registry's copy) are flushed first (`sync`), so that their
+ * writeback does not land in whichever step comes next.
+ */
 function measured(cmd, argv, env = process.env) {
+  spawnSync('sync');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const p = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,29 +65,54 @@ function measured(cmd, argv, env = process.env) {
   });
 }
 
-function startRegistry(data) {
+/** A fresh, empty registry of the given kind on a random port: { host, kind, stop() }. */
+async function startRegistry(kind) {
+  const data = join(base, `registry-${kind}`);
   rmSync(data, { recursive: true, force: true });
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const r = spawnSync('bash', [join(PEERS, 'registry-up.sh'), String(port), data], { encoding: 'utf8', env: { ...process.env, REGISTRY_LOG_LEVEL: 'error' } });
-  if (r.status !== 0) throw new Error(`registry-up failed: ${r.stderr}`);
-  registryPid = r.stdout.trim();
-  return `127.0.0.1:${port}`;
-}
-function stopRegistry() {
-  if (registryPid) spawnSync('bash', [join(PEERS, 'registry-down.sh'), registryPid], { stdio: 'ignore' });
-  registryPid = undefined;
+  if (kind === 'docker') {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const r = spawnSync('bash', [join(PEERS, 'registry-up.sh'), String(port), data], { encoding: 'utf8', env: { ...process.env, REGISTRY_LOG_LEVEL: 'error' } });
+    if (r.status !== 0) throw new Error(`registry-up failed: ${r.stderr}`);
+    const pid = r.stdout.trim();
+    const reg = { kind, host: `127.0.0.1:${port}`, stop: () => (running.delete(reg), spawnSync('bash', [join(PEERS, 'registry-down.sh'), pid], { stdio: 'ignore' })) };
+    running.add(reg);
+    return reg;
+  }
+  const p = spawn(process.execPath, [MPK, 'serve', '--root', data, '--addr', '127.0.0.1:0', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (out += d));
+  const deadline = Date.now() + 20_000;
+  let url;
+  while (!(url = /listening on http:\/\/([0-9.:]+)/.exec(out)?.[1])) {
+    if (p.exitCode !== null || Date.now() > deadline) throw new Error(`mpk serve did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const reg = {
+    kind,
+    host: url,
+    stop: async () => {
+      running.delete(reg);
+      if (p.exitCode === null) {
+        p.kill('SIGTERM');
+        await new Promise((r) => p.once('exit', r));
+      }
+    },
+  };
+  running.add(reg);
+  return reg;
 }
 
 const mpk = (home, ...a) => measured(process.execPath, [MPK, ...a], { ...process.env, MPK_HOME: home });
 const skopeo = (...a) => measured('skopeo', a);
 
-function makeBig(dir) {
+function makeBig(dir, sizeMib) {
   mkdirSync(dir, { recursive: true });
   const shards = 2;
   const block = randomBytes(1 << 20);
   for (let s = 0; s < shards; s++) {
     const fd = openSync(join(dir, `model-${s + 1}-of-${shards}.safetensors`), 'w');
-    for (let i = 0; i < Math.ceil(SIZE_MIB / shards); i++) {
+    for (let i = 0; i < Math.ceil(sizeMib / shards); i++) {
       block.writeUInt32LE(s * 100000 + i, 0);
       writeSync(fd, block);
     }
@@ -99,31 +134,26 @@ function makeSmall(dir) {
   }
 }
 
-async function roundTripMs(host) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const times = [];
-  for (let i = 0; i < 50; i++) {
-    const t0 = process.hrtime.bigint();
-    await new Promise((res, rej) => http.get(`http://${host}/v2/`, { agent }, (r) => r.resume().on('end', res)).on('error', rej));
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  agent.destroy();
-  return median(times);
+/** The blobs (config + layers) of the model tagged in a store, with their files. */
+function storeBlobs(store) {
+  const index = JSON.parse(readFileSync(join(store, 'index.json'), 'utf8'));
+  const file = (d) => join(store, 'blobs', 'sha256', d.slice(7));
+  const manifest = JSON.parse(readFileSync(file(index.manifests[0].digest), 'utf8'));
+  return [manifest.config, ...manifest.layers].map((b) => ({ ...b, file: file(b.digest) }));
 }
 
-/**
- * What fetching and writing the same bytes costs with no verification at all: curl fetching every
- * blob at once into files. The floor any verifying pull stands on here (the sockets, the page
- * cache); checks each file's size, so the work is real.
- */
-async function fetchFloor(host, dir) {
+/** One curl process running every transfer of `sections` (curl config lines each), `max` at once. */
+function curlAll(sections, max, name) {
+  const cfg = join(base, `${name}.curl`);
+  writeFileSync(cfg, sections.map((s) => s.join('\n')).join('\nnext\n') + '\n');
+  return measured('curl', ['--parallel', '--parallel-max', String(max), '--parallel-immediate', '-sSf', '-K', cfg]);
+}
+
+/** Unverified: every blob fetched into a file (all at once for a few big blobs, 8 at a time for many). */
+async function fetchFloor(reg, repo, blobs) {
+  const dir = join(base, 'floor');
   mkdirSync(dir, { recursive: true });
-  const get = (path, accept) =>
-    new Promise((res, rej) => http.get(`http://${host}${path}`, { headers: { accept } }, (r) => { const c = []; r.on('data', (d) => c.push(d)).on('end', () => res(Buffer.concat(c))); }).on('error', rej));
-  const manifest = JSON.parse((await get('/v2/mpk/model/manifests/v1', 'application/vnd.oci.image.manifest.v1+json')).toString());
-  const blobs = [manifest.config, ...manifest.layers];
-  const script = blobs.map((b, i) => `curl -sf http://${host}/v2/mpk/model/blobs/${b.digest} -o ${dir}/${i} &`).join('\n') + '\nwait';
-  const m = await measured('bash', ['-c', script]);
+  const m = await curlAll(blobs.map((b, i) => [`url = "http://${reg.host}/v2/${repo}/blobs/${b.digest}"`, `output = "${dir}/${i}"`]), Math.min(blobs.length, blobs.length > 16 ? 8 : 16), 'fetch');
   blobs.forEach((b, i) => {
     if (statSync(join(dir, String(i))).size !== b.size) throw new Error(`fetch floor: blob ${b.digest} came out short`);
   });
@@ -131,72 +161,135 @@ async function fetchFloor(host, dir) {
   return m.ms;
 }
 
-try {
-  spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-  const data = join(base, 'registry');
-  if (SIZE_MIB > 0) {
-    const dir = join(base, 'big');
-    makeBig(dir);
-    const store = join(base, 'store');
-    await mpk(store, 'build', '-q', '-t', 'bench:v1', dir);
-    const res = { skPush: [], mpkPush: [], skPull: [], mpkPull: [], skPushRss: [], mpkPushRss: [], skPullRss: [], mpkPullRss: [], noop: [], floor: [] };
+/** POST a session (docker-registry needs one before the bytes), keep-alive, 16 at once; the Locations. */
+async function openSessions(reg, repo, n) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const post = () =>
+    new Promise((res, rej) =>
+      http
+        .request(`http://${reg.host}/v2/${repo}/blobs/uploads/`, { method: 'POST', agent, headers: { 'content-length': 0 } }, (r) => {
+          r.resume().on('end', () => (r.statusCode === 202 ? res(new URL(r.headers.location, `http://${reg.host}/`).href) : rej(new Error(`POST: ${r.statusCode}`))));
+        })
+        .on('error', rej)
+        .end(),
+    );
+  const out = [];
+  for (let i = 0; i < n; i += 16) out.push(...(await Promise.all(Array.from({ length: Math.min(16, n - i) }, post))));
+  agent.destroy();
+  return out;
+}
+
+/** Unverified: every blob uploaded in one request carrying its bytes; the registry checks the digests. */
+async function uploadFloor(reg, repo, blobs) {
+  const max = blobs.length > 16 ? 8 : 16;
+  spawnSync('sync');
+  const t0 = process.hrtime.bigint();
+  let sections;
+  if (reg.kind === 'mpk') {
+    sections = blobs.map((b) => [`url = "http://${reg.host}/v2/${repo}/blobs/uploads/?digest=${b.digest}"`, `data-binary = "@${b.file}"`, 'header = "Content-Type: application/octet-stream"']);
+  } else {
+    const locations = await openSessions(reg, repo, blobs.length);
+    sections = blobs.map((b, i) => {
+      const u = new URL(locations[i]);
+      u.searchParams.set('digest', b.digest);
+      return [`url = "${u.href}"`, `upload-file = "${b.file}"`, 'header = "Content-Type: application/octet-stream"'];
+    });
+  }
+  await curlAll(sections, max, 'upload');
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const speed = (baseline, ms) => (baseline / ms).toFixed(2);
+const rate = (mibs, ms) => `${((mibs * 1000) / ms).toFixed(0)} MiB/s`;
+
+async function bigModel(sizeMib) {
+  const dir = join(base, 'big');
+  makeBig(dir, sizeMib);
+  const store = join(base, 'store');
+  await mpk(store, 'build', '-q', '-t', 'bench:v1', dir);
+  rmSync(dir, { recursive: true, force: true });
+  const blobs = storeBlobs(store);
+  for (const kind of REGISTRIES) {
+    const res = { skPush: [], mpkPush: [], skPull: [], mpkPull: [], mpkPushRss: [], mpkPullRss: [], noop: [], fetch: [], upload: [] };
     for (let r = 0; r < RUNS; r++) {
-      let host = startRegistry(data);
-      let s = await skopeo('copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${store}:bench:v1`, `docker://${host}/sk/model:v1`);
-      res.skPush.push(s.ms);
-      res.skPushRss.push(s.rssKb);
-      const out = join(base, `sk-out-${r}`);
-      s = await skopeo('copy', '--src-tls-verify=false', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', `docker://${host}/sk/model:v1`, `oci:${out}:m`);
-      res.skPull.push(s.ms);
-      res.skPullRss.push(s.rssKb);
+      let reg = await startRegistry(kind);
+      res.skPush.push((await skopeo('copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${store}:bench:v1`, `docker://${reg.host}/sk/model:v1`)).ms);
+      const out = join(base, 'sk-out');
+      res.skPull.push((await skopeo('copy', '--src-tls-verify=false', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', `docker://${reg.host}/sk/model:v1`, `oci:${out}:m`)).ms);
       rmSync(out, { recursive: true, force: true });
-      stopRegistry();
-      host = startRegistry(data);
-      let m = await mpk(store, 'push', '-q', 'bench:v1', `${host}/mpk/model:v1`);
+      await reg.stop();
+      reg = await startRegistry(kind);
+      let m = await mpk(store, 'push', '-q', 'bench:v1', `${reg.host}/mpk/model:v1`);
       res.mpkPush.push(m.ms);
       res.mpkPushRss.push(m.rssKb);
-      res.noop.push((await mpk(store, 'push', '-q', 'bench:v1', `${host}/mpk/model:v1`)).ms);
-      const fresh = join(base, `pull-store-${r}`);
-      m = await mpk(fresh, 'pull', '-q', `${host}/mpk/model:v1`);
+      res.noop.push((await mpk(store, 'push', '-q', 'bench:v1', `${reg.host}/mpk/model:v1`)).ms);
+      const fresh = join(base, 'pull-store');
+      m = await mpk(fresh, 'pull', '-q', `${reg.host}/mpk/model:v1`);
       res.mpkPull.push(m.ms);
       res.mpkPullRss.push(m.rssKb);
       rmSync(fresh, { recursive: true, force: true });
-      res.floor.push(await fetchFloor(host, join(base, `floor-${r}`)));
-      stopRegistry();
-      process.stderr.write(`run ${r + 1}/${RUNS} done\n`);
+      res.fetch.push(await fetchFloor(reg, 'mpk/model', blobs));
+      await reg.stop();
+      reg = await startRegistry(kind);
+      res.upload.push(await uploadFloor(reg, 'floor/model', blobs));
+      await reg.stop();
+      process.stderr.write(`${kind} ${sizeMib} MiB: run ${r + 1}/${RUNS} done\n`);
     }
-    const push = median(res.skPush) / median(res.mpkPush);
-    const pull = median(res.skPull) / median(res.mpkPull);
-    console.log(`\n== ${SIZE_MIB} MiB model (2 shards + 3 small files), docker-registry 2.8 on 127.0.0.1, medians of ${RUNS}`);
-    console.log(`push: skopeo ${fmt(median(res.skPush))} (RSS ${mib(median(res.skPushRss))})  mpk ${fmt(median(res.mpkPush))} (RSS ${mib(median(res.mpkPushRss))})  -> mpk ${push.toFixed(2)}x skopeo's speed (target >= 1.0x)`);
-    console.log(`pull: skopeo ${fmt(median(res.skPull))} (RSS ${mib(median(res.skPullRss))})  mpk ${fmt(median(res.mpkPull))} (RSS ${mib(median(res.mpkPullRss))})  -> mpk ${pull.toFixed(2)}x skopeo's speed (target >= 4x)`);
-    console.log(`fetch floor: curl -o of every blob at once, nothing verified, ${fmt(median(res.floor))} -> ${(median(res.skPull) / median(res.floor)).toFixed(2)}x skopeo's speed; mpk's verified pull takes ${(median(res.mpkPull) / median(res.floor)).toFixed(2)}x its time`);
-    console.log(`mpk throughput: push ${((SIZE_MIB * 1000) / median(res.mpkPush)).toFixed(0)} MiB/s, pull ${((SIZE_MIB * 1000) / median(res.mpkPull)).toFixed(0)} MiB/s; peak RSS max ${mib(Math.max(...res.mpkPushRss, ...res.mpkPullRss))} (target < 150 MB)`);
-    console.log(`no-op re-push (all present): ${fmt(median(res.noop))} (target < 0.5 s, includes node start-up)`);
-    rmSync(dir, { recursive: true, force: true });
+    const md = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v)]));
+    console.log(`\n== ${sizeMib} MiB model (2 shards + 3 small files) on ${kind === 'docker' ? 'docker-registry 2.8' : 'mpk serve'}, 127.0.0.1, medians of ${RUNS}`);
+    console.log(`push: mpk ${fmt(md.mpkPush)} (${rate(sizeMib, md.mpkPush)}, RSS ${mib(md.mpkPushRss)})  skopeo ${fmt(md.skPush)}  curl upload floor ${fmt(md.upload)}`);
+    console.log(`      mpk speed ${speed(md.skPush, md.mpkPush)}x skopeo (target >= 1.2), ${speed(md.upload, md.mpkPush)}x the upload floor (target >= 0.95)`);
+    console.log(`pull: mpk ${fmt(md.mpkPull)} (${rate(sizeMib, md.mpkPull)}, RSS ${mib(md.mpkPullRss)})  skopeo ${fmt(md.skPull)}  curl fetch floor ${fmt(md.fetch)} (${rate(sizeMib, md.fetch)})`);
+    console.log(`      mpk speed ${speed(md.skPull, md.mpkPull)}x skopeo, ${speed(md.fetch, md.mpkPull)}x the fetch floor (target >= 0.95)`);
+    console.log(`no-op re-push ${fmt(md.noop)} (includes node start-up); peak RSS max ${mib(Math.max(...res.mpkPushRss, ...res.mpkPullRss))} (target < 150 MB)`);
   }
-  if (FILES > 0) {
-    const dir = join(base, 'small');
-    makeSmall(dir);
-    const store = join(base, 'store-small');
-    await mpk(store, 'build', '-q', '-t', 'smallbench:v1', dir);
-    const host = startRegistry(data);
-    const rtt = await roundTripMs(host);
-    const push = await mpk(store, 'push', '-q', 'smallbench:v1', `${host}/mpk/small:v1`);
-    const noop = await mpk(store, 'push', '-q', 'smallbench:v1', `${host}/mpk/small:v1`);
-    const fresh = join(base, 'pull-small');
-    const pull = await mpk(fresh, 'pull', '-q', `${host}/mpk/small:v1`);
-    console.log(`\n== ${FILES} files (one blob each), median round trip GET /v2/ ${rtt.toFixed(2)} ms (one connection)`);
-    console.log(`mpk push ${fmt(push.ms)} = ${(push.ms / FILES).toFixed(2)} ms/blob (${(push.ms / FILES / rtt).toFixed(1)} round trips; each new blob is HEAD + POST + PUT), RSS ${mib(push.rssKb)}`);
-    console.log(`mpk no-op re-push ${fmt(noop.ms)}`);
-    console.log(`mpk pull ${fmt(pull.ms)} = ${(pull.ms / FILES).toFixed(2)} ms/blob (${(pull.ms / FILES / rtt).toFixed(1)} round trips; GET + a file created per blob), RSS ${mib(pull.rssKb)}`);
-    if (SKOPEO_SMALL) {
-      const sk = await skopeo('copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${store}:smallbench:v1`, `docker://${host}/sk/small:v1`);
-      console.log(`skopeo push ${fmt(sk.ms)} -> mpk ${(sk.ms / push.ms).toFixed(2)}x skopeo's speed`);
+  rmSync(store, { recursive: true, force: true });
+}
+
+async function smallModel() {
+  const dir = join(base, 'small');
+  makeSmall(dir);
+  const store = join(base, 'store-small');
+  await mpk(store, 'build', '-q', '-t', 'smallbench:v1', dir);
+  rmSync(dir, { recursive: true, force: true });
+  const blobs = storeBlobs(store);
+  for (const kind of REGISTRIES) {
+    const res = { push: [], pull: [], noop: [], pushRss: [], pullRss: [], fetch: [], upload: [], sk: [] };
+    for (let r = 0; r < RUNS; r++) {
+      let reg = await startRegistry(kind);
+      const push = await mpk(store, 'push', '-q', 'smallbench:v1', `${reg.host}/mpk/small:v1`);
+      res.push.push(push.ms);
+      res.pushRss.push(push.rssKb);
+      res.noop.push((await mpk(store, 'push', '-q', 'smallbench:v1', `${reg.host}/mpk/small:v1`)).ms);
+      const fresh = join(base, 'pull-small');
+      const pull = await mpk(fresh, 'pull', '-q', `${reg.host}/mpk/small:v1`);
+      res.pull.push(pull.ms);
+      res.pullRss.push(pull.rssKb);
+      rmSync(fresh, { recursive: true, force: true });
+      res.fetch.push(await fetchFloor(reg, 'mpk/small', blobs));
+      await reg.stop();
+      reg = await startRegistry(kind); // the upload floor stores every blob anew, as mpk's push did
+      res.upload.push(await uploadFloor(reg, 'floor/small', blobs));
+      if (SKOPEO_SMALL) res.sk.push((await skopeo('copy', '--dest-tls-verify=false', '--preserve-digests', `oci:${store}:smallbench:v1`, `docker://${reg.host}/sk/small:v1`)).ms);
+      await reg.stop();
+      process.stderr.write(`${kind} ${FILES} files: run ${r + 1}/${RUNS} done\n`);
     }
-    stopRegistry();
+    const md = Object.fromEntries(Object.entries(res).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
+    const per = (ms) => `${(ms / blobs.length).toFixed(2)} ms/blob`;
+    console.log(`\n== ${blobs.length} blobs (${FILES} files, one blob each) on ${kind === 'docker' ? 'docker-registry 2.8' : 'mpk serve'}, medians of ${RUNS}`);
+    console.log(`push: mpk ${fmt(md.push)} = ${per(md.push)} (RSS ${mib(md.pushRss)}); curl upload floor ${fmt(md.upload)} = ${per(md.upload)} -> mpk takes ${(md.push / md.upload).toFixed(2)}x the floor's time (target <= 1.5)`);
+    if (md.sk) console.log(`      skopeo ${fmt(md.sk)} -> mpk speed ${speed(md.sk, md.push)}x skopeo`);
+    console.log(`pull: mpk ${fmt(md.pull)} = ${per(md.pull)} (RSS ${mib(md.pullRss)}); curl fetch floor ${fmt(md.fetch)} = ${per(md.fetch)} -> mpk takes ${(md.pull / md.fetch).toFixed(2)}x the floor's time (target <= 1.5)`);
+    console.log(`no-op re-push ${fmt(md.noop)}`);
   }
+  rmSync(store, { recursive: true, force: true });
+}
+
+try {
+  spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  for (const size of SIZES) await bigModel(size);
+  if (FILES > 0) await smallModel();
 } finally {
-  stopRegistry();
+  for (const reg of [...running]) await reg.stop();
   rmSync(base, { recursive: true, force: true });
 }

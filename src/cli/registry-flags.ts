@@ -21,7 +21,7 @@ export const REGISTRY_HELP = [
   '--insecure           accept any TLS certificate (test registries only)',
   '--ca-file FILE       also trust the CA certificates in this PEM file',
   '--concurrency N      blobs moved at once (default 8)',
-  '--chunk-size SIZE    upload chunk size, e.g. 64MiB; 0 sends each blob in one request (default 64MiB)',
+  '--chunk-size SIZE    upload blobs past SIZE in PATCHes of SIZE, e.g. 64MiB; 0: one PUT per blob (default: one PUT up to 64MiB, one PATCH past it)',
   '--stall-timeout SEC  give up a connection that moves no data for this long (default 60)',
   '--json               NDJSON progress events and a JSON result on stdout',
   '-q, --quiet          no progress',

@@ -98,6 +98,18 @@ export interface Deleter {
   delete(desc: Descriptor, opts?: CallOptions): Promise<void>;
 }
 
+/**
+ * Optional capability: a destination where sending a blob costs no more than asking whether it is
+ * there (a tiny blob, one request either way: a registry that takes the single POST). The copy
+ * then pushes it without the existence check; content already there is stored again, harmlessly.
+ */
+export interface BlindPusher {
+  pushWithoutCheck(desc: Descriptor): boolean;
+}
+
+export function isBlindPusher(t: object): t is BlindPusher {
+  return typeof (t as Partial<BlindPusher>).pushWithoutCheck === 'function';
+}
 export function isRangeFetcher(t: object): t is RangeFetcher {
   return typeof (t as Partial<RangeFetcher>).fetchFrom === 'function';
 }

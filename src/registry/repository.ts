@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { PackError } from '../errors.js';
 import type {
+  BlindPusher,
   ByteSource,
   CallOptions,
   Deleter,
@@ -28,13 +29,17 @@ import { addToFallbackIndex, listReferrers } from './remote-referrers.js';
 import { listTags } from './remote-tags.js';
 import { RepoContext } from './repo-context.js';
 import { mountBlob, uploadBlob, type UploadOptions } from './upload.js';
+import { takesSinglePost } from './upload-small.js';
+
+/** Blobs up to this size go without a HEAD first to a host that takes the single POST. */
+export const BLIND_PUSH_MAX_BYTES = 64 * 1024;
 
 export interface RepositoryOptions {
-  /** Upload chunk size (0: one PUT per blob); default 64 MiB. */
+  /** Upload chunk size (0: one PUT per blob); default: one PUT up to 64 MiB, one PATCH past it. */
   chunkSize?: number;
 }
 
-export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, Mounter, ReferencePusher, TagLister, Deleter {
+export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, Mounter, ReferencePusher, TagLister, Deleter, BlindPusher {
   readonly ctx: RepoContext;
   constructor(
     client: RegistryClient,
@@ -43,6 +48,16 @@ export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, 
     private readonly opts: RepositoryOptions = {},
   ) {
     this.ctx = new RepoContext(client, host, name);
+  }
+
+  /**
+   * A small blob (≤ 64 KiB) to a host that took a single POST: the POST carrying it is one round
+   * trip, as the HEAD that would ask for it is, so the HEAD is left out.
+   */
+  pushWithoutCheck(desc: Descriptor): boolean {
+    if (isManifestLike(desc.mediaType) || desc.size > BLIND_PUSH_MAX_BYTES) return false;
+    if (this.opts.chunkSize !== undefined && this.opts.chunkSize > 0 && this.opts.chunkSize < desc.size) return false;
+    return takesSinglePost(this.ctx);
   }
 
   /** The repository a reference names; it must carry a registry host. */

@@ -15,14 +15,15 @@ import { blobExists } from './remote-blobs.js';
 import { sleep } from '../internal/sleep.js';
 import { discard, type HttpResponse } from './transport.js';
 import type { RepoContext } from './repo-context.js';
+import { readExact, singlePost, trySinglePost } from './upload-small.js';
 
-/** Default chunk size: blobs up to this go in one PUT; larger ones in PATCHes of this size. */
+/** Blobs up to this go in one PUT; larger ones in one PATCH (or PATCHes of `chunkSize` when it is given). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 /** Whole-upload attempts (a new session each) after network failures or a token that expired. */
 const UPLOAD_ATTEMPTS = 3;
 
 export interface UploadOptions extends PushOptions {
-  /** 0: always one PUT. Default DEFAULT_CHUNK_SIZE. */
+  /** 0: always one PUT. Given: blobs past it go in PATCHes of this size. Default: one PUT up to DEFAULT_CHUNK_SIZE, one PATCH past it. */
   chunkSize?: number;
 }
 
@@ -97,15 +98,35 @@ function withDigest(location: string, digest: string): string {
 }
 
 async function uploadOnce(ctx: RepoContext, desc: Descriptor, open: OpenAt, opts: UploadOptions): Promise<void> {
-  const session = await startSession(ctx, opts.signal);
+  let bytes: Buffer | undefined;
+  let session: { location: string; minChunk: number } | undefined;
+  // A --chunk-size below the blob's size asks for PATCHes: honoured.
+  if (trySinglePost(ctx, desc) && !(opts.chunkSize && opts.chunkSize < desc.size)) {
+    bytes = await readExact(await open(0), desc, sizeError);
+    const opened = await singlePost(ctx, desc, bytes, opts.signal);
+    if (!opened) {
+      opts.onProgress?.(desc.size, 'transferring');
+      return;
+    }
+    session = { location: locationOf(ctx, opened), minChunk: 0 };
+  }
+  session ??= await startSession(ctx, opts.signal);
   try {
-    await sendSession(ctx, desc, open, opts, session);
+    if (bytes) await putBytes(ctx, desc, bytes, session.location, opts);
+    else await sendSession(ctx, desc, open, opts, session);
   } catch (e) {
     // The session will not be used again (a retry, or the next run, opens a new one): do not leave
     // it on the server. Also when aborted (Ctrl-C, or a sibling blob failed), within 2 s.
     await cancelSession(ctx, session.location);
     throw e;
   }
+}
+
+/** Closes a session with the whole blob, held in memory (so a retry can send it again). */
+async function putBytes(ctx: RepoContext, desc: Descriptor, bytes: Buffer, location: string, opts: UploadOptions): Promise<void> {
+  const res = await ctx.client.request(ctx.host, { method: 'PUT', path: withDigest(location, desc.digest), headers: OCTET, body: bytes, scopes: ctx.push, signal: opts.signal });
+  await finish(ctx, desc, res, 'PUT');
+  opts.onProgress?.(desc.size, 'transferring');
 }
 
 /** DELETE an upload session, best effort (a session already closed or expired answers 404). */
@@ -147,9 +168,14 @@ async function sendSession(ctx: RepoContext, desc: Descriptor, open: OpenAt, opt
   const signal = opts.signal;
   // session.location follows the PATCH answers, so a failure cancels the session where it stands.
   const at = () => session.location;
-  const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const chunk = wanted === 0 ? 0 : Math.max(wanted, session.minChunk); // the minimum applies to chunks only
-  if (chunk === 0 || desc.size <= chunk) {
+  // Up to the chunk size (default 64 MiB) one PUT carries the blob. Past it, PATCHes: of the
+  // chunk size when one is given, else one PATCH with the whole blob (as docker and skopeo send
+  // it). Each PATCH costs docker-registry a session reload and a hash-state save: 512 MiB in
+  // 64 MiB PATCHes took 2.98-3.08 s, in one request 2.12-2.58 s (registry CPU 1.9 → 1.6 s).
+  // A PATCH cut short is still resumed from the offset the registry reports.
+  const single = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunk = opts.chunkSize === undefined ? Infinity : Math.max(opts.chunkSize, session.minChunk); // the minimum applies to chunks only
+  if (single === 0 || desc.size <= single) {
     const body = counted(exactSize(await open(0), desc, 0), 0, opts);
     const res = await ctx.client
       .request(ctx.host, {

@@ -23,7 +23,7 @@ export interface TransferOptions extends ClientOptions {
   signal?: AbortSignal;
   /** Blobs in flight (default 8). */
   concurrency?: number;
-  /** Upload chunk size in bytes (0: one PUT per blob; default 64 MiB). */
+  /** Upload chunk size in bytes (0: one PUT per blob; default: one PUT up to 64 MiB, one PATCH past it). */
   chunkSize?: number;
   onEvent?(ev: CopyEvent): void;
   /** Pull: which manifest of an index to take. */

@@ -1,9 +1,8 @@
 /** `mpk push REF` / `mpk push SRC DST`, `mpk pull REF`, `mpk copy SRC DST`: one transfer each. */
 import { resolve } from 'node:path';
 import { PackError } from '../../errors.js';
-import { extractModel } from '../../extract/extract.js';
 import { transfer, pullModel, pushModel, type TransferResult } from '../../transfer/transfer.js';
-import { planPull, type PullPlan } from '../../transfer/remote-inspect.js';
+import type { PullPlan } from '../../transfer/remote-inspect.js';
 import { pullSigned } from '../../sign/require-signature.js';
 import type { SignatureReport } from '../../sign/verify-signature.js';
 import type { CommandSpec, Ctx } from '../context.js';
@@ -79,6 +78,7 @@ export const pull: CommandSpec = {
         if (typeof v.platform === 'string') o.select.platform = v.platform;
       }
       if (typeof v.memory === 'string') (o.select ??= {}).memory = parseSize('memory', v.memory);
+      const { planPull } = await import('../../transfer/remote-inspect.js'); // only for --dry-run
       const plan = await withStore(ctx, (store) => planPull(store, src!, o));
       printPlan(ctx, v, plan);
       return 0;
@@ -101,7 +101,11 @@ export const pull: CommandSpec = {
         if (!keyPath) return pullModel(store, src!, undefined, o);
         return pullSigned(store, src!, keyPath, o).then((p) => ((signature = p.report), p.result));
       });
-      if (extractDir) files = (await extractModel(store, `${res.destination}`, extractDir, ctx.signal ? { signal: ctx.signal } : {})).files.length;
+      if (extractDir) {
+        // Loaded only for --extract: tar, zstd and glob modules cost every push and pull ~40 ms of start-up.
+        const { extractModel } = await import('../../extract/extract.js');
+        files = (await extractModel(store, `${res.destination}`, extractDir, ctx.signal ? { signal: ctx.signal } : {})).files.length;
+      }
       return res;
     });
     const sig = signature && { signature: { digest: signature.signature, keyId: signature.keyId, source: signature.source } };
