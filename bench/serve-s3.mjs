@@ -14,7 +14,7 @@
 // 3. Proxy: an upstream mpk serve (filesystem) holding the blob, an mpk serve --proxy in front of
 //    it, PULLERS curls at once through the proxy: upstream blob bytes (from its JSON access log)
 //    divided by the blob size (1.00 = fetched once).
-// RGW is started by ../shared/peers/ceph-rgw-up.sh and stopped by its PIDs; mpk serve from dist/.
+// RGW is started by scripts/peers/ceph-rgw-up.sh and stopped by its PIDs; mpk serve from dist/.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
@@ -22,7 +22,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { MPK, PEERS, median, opt, scratch } from './common.mjs';
+import { MPK, median, opt, scratch } from './common.mjs';
+
+const RGW_SCRIPTS = new URL('../scripts/peers/', import.meta.url).pathname;
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // the SDK's notice about its 2027 releases
 const SIZE_MIB = Number(opt('size-mib', 512));
@@ -127,9 +129,9 @@ async function main() {
 
   const rgwDir = join(base, 'rgw');
   const port = 20000 + 2 * Math.floor(Math.random() * 5000);
-  const up = spawnSync('bash', [join(PEERS, 'ceph-rgw-up.sh'), rgwDir, String(port)], { encoding: 'utf8' });
+  const up = spawnSync('bash', [join(RGW_SCRIPTS, 'ceph-rgw-up.sh'), rgwDir, String(port)], { encoding: 'utf8' });
   if (up.status !== 0) throw new Error(`ceph-rgw-up.sh failed: ${up.stderr}`);
-  live.add({ stop: async () => spawnSync('bash', [join(PEERS, 'ceph-rgw-down.sh'), rgwDir, '--purge'], { stdio: 'ignore' }) });
+  live.add({ stop: async () => spawnSync('bash', [join(RGW_SCRIPTS, 'ceph-rgw-down.sh'), rgwDir, '--purge'], { stdio: 'ignore' }) });
   const env = readFileSync(join(rgwDir, 'env'), 'utf8');
   const get = (k) => new RegExp(`${k}=(\\S+)`).exec(env)[1];
   const endpoint = get('endpoint');

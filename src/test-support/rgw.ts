@@ -1,6 +1,7 @@
 /**
  * A real S3-compatible store for the tests of `mpk serve --storage s3://`: Ceph's RADOS Gateway
- * (Debian's ceph-mon, ceph-osd, radosgw) started by ../shared/peers/ceph-rgw-up.sh in a temp dir on
+ * (Debian's ceph-mon, ceph-osd, radosgw) started by scripts/peers/ceph-rgw-up.sh (the team's ../shared/peers script, kept in the
+ * repository so that a clean checkout has it) in a temp dir on
  * free ports, once per test file (~6-8 s), and stopped by its PIDs (ceph-rgw-down.sh) when the file
  * ends. Each test takes its own bucket. Where radosgw is missing the tests skip with the reason,
  * except under CI=true, where that is a failure.
@@ -23,7 +24,7 @@ export interface Rgw {
   stop(): Promise<void>;
 }
 
-const PEERS = new URL('../../../shared/peers/', import.meta.url).pathname;
+const PEERS = new URL('../../scripts/peers/', import.meta.url).pathname;
 
 /** Why RGW cannot run here, or undefined. */
 export function rgwMissing(): string | undefined {
