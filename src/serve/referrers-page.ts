@@ -5,6 +5,7 @@
  * whose manifest is gone (a delete cut short), are skipped by the storage's `read`.
  */
 import type { Descriptor } from '../oci/descriptor.js';
+import type { ParsedManifest } from '../oci/manifest.js';
 import type { ReferrersPage } from './storage.js';
 
 export async function referrersPage(
@@ -27,4 +28,15 @@ export async function referrersPage(
     last = key;
   }
   return { manifests: out };
+}
+
+/** What a manifest with a `subject` adds to its subject's referrers list (the same on every storage); undefined without one. */
+export function referrerEntry(m: { digest: string; mediaType: string; bytes: Buffer }, parsed: ParsedManifest): { subject: string; entry: Descriptor } | undefined {
+  const doc = parsed.kind === 'manifest' ? parsed.manifest : parsed.index;
+  if (!doc.subject) return undefined;
+  const entry: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+  const artifactType = doc.artifactType ?? (parsed.kind === 'manifest' ? parsed.manifest.config.mediaType : undefined);
+  if (artifactType) entry.artifactType = artifactType;
+  if (doc.annotations) entry.annotations = doc.annotations;
+  return { subject: doc.subject.digest, entry };
 }

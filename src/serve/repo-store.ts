@@ -24,7 +24,7 @@ import { syncDir, syncFile } from './durable.js';
 import { isNotFound, listRepositoryNames, removeFile, renameCreating, writeCreating } from './files.js';
 import { Lru } from './lru.js';
 import { isValidTag } from './router.js';
-import { referrersPage } from './referrers-page.js';
+import { referrerEntry, referrersPage } from './referrers-page.js';
 import { openFileBlob } from './send-file.js';
 import type { BlobBody, RegistryStorage, StoredManifest } from './storage.js';
 
@@ -203,14 +203,8 @@ export class RepoStore implements RegistryStorage {
     this.gen++;
     this.linkCache.set(`${name}\0${m.digest}`, m.mediaType);
     this.bodyCache.set(m.digest, m.bytes, m.bytes.length);
-    const doc = parsed.kind === 'manifest' ? parsed.manifest : parsed.index;
-    if (doc.subject) {
-      const entry: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-      const artifactType = doc.artifactType ?? (parsed.kind === 'manifest' ? parsed.manifest.config.mediaType : undefined);
-      if (artifactType) entry.artifactType = artifactType;
-      if (doc.annotations) entry.annotations = doc.annotations;
-      await this.writeAtomic(join(this.referrersDir(name, parseDigest(doc.subject.digest)), `${d.algorithm}-${d.hex}`), JSON.stringify(entry));
-    }
+    const ref = referrerEntry(m, parsed);
+    if (ref) await this.writeAtomic(join(this.referrersDir(name, parseDigest(ref.subject)), `${d.algorithm}-${d.hex}`), JSON.stringify(ref.entry));
     if (tag !== undefined) {
       await this.writeAtomic(this.tagFile(name, tag), m.digest);
       this.gen++;

@@ -24,7 +24,7 @@ import type { Descriptor } from '../../oci/descriptor.js';
 import { digestBytes, parseDigest, type ParsedDigest } from '../../oci/digest.js';
 import { MAX_MANIFEST_BYTES, type ParsedManifest } from '../../oci/manifest.js';
 import { Lru } from '../lru.js';
-import { referrersPage } from '../referrers-page.js';
+import { referrerEntry, referrersPage } from '../referrers-page.js';
 import { subjectOf } from '../repo-store.js';
 import { isValidTag } from '../router.js';
 import type { BlobBody, ReferrersPage, RegistryStorage, StoredManifest } from '../storage.js';
@@ -159,14 +159,8 @@ export class S3Store implements RegistryStorage {
     this.bodyCache.set(m.digest, m.bytes, m.bytes.length);
     await this.markRepository(name);
     await this.bucket.put(this.manifestLink(name, m.digest), m.mediaType);
-    const doc = parsed.kind === 'manifest' ? parsed.manifest : parsed.index;
-    if (doc.subject) {
-      const entry: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-      const artifactType = doc.artifactType ?? (parsed.kind === 'manifest' ? parsed.manifest.config.mediaType : undefined);
-      if (artifactType) entry.artifactType = artifactType;
-      if (doc.annotations) entry.annotations = doc.annotations;
-      await this.bucket.put(`${this.referrersPrefix(name, parseDigest(doc.subject.digest))}${d.algorithm}-${d.hex}`, JSON.stringify(entry));
-    }
+    const ref = referrerEntry(m, parsed);
+    if (ref) await this.bucket.put(`${this.referrersPrefix(name, parseDigest(ref.subject))}${d.algorithm}-${d.hex}`, JSON.stringify(ref.entry));
     if (tag !== undefined) await this.bucket.put(this.tagKey(name, tag), m.digest);
   }
 
