@@ -1,4 +1,5 @@
 // What the benchmarks share: their command-line options, a scratch folder, medians and formats.
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -23,3 +24,30 @@ export const PEERS = join(root, '..', 'shared', 'peers');
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (ms) => `${(ms / 1000).toFixed(2)} s`;
 export const mib = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
+
+/**
+ * `mpk serve ARGS --addr 127.0.0.1:0` as a child process, once it says where it listens:
+ * `{ url, pid, output(), stop() }`; `live` (a Set) holds it until it is stopped.
+ */
+export async function spawnServe(args, live, env = {}) {
+  const child = spawn(process.execPath, [MPK, 'serve', '--addr', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  for (let i = 0; i < 400 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 25));
+  const url = /listening on (http:\/\/[0-9.:]+)/.exec(out)?.[1];
+  if (!url) {
+    child.kill('SIGKILL');
+    throw new Error(`mpk serve did not start: ${out}`);
+  }
+  const srv = { url, pid: child.pid, output: () => out };
+  srv.stop = async () => {
+    srv.unwatch?.();
+    process.kill(child.pid, 'SIGTERM');
+    await exited;
+    live.delete(srv);
+  };
+  live.add(srv);
+  return srv;
+}

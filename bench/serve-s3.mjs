@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { MPK, median, opt, scratch } from './common.mjs';
+import { median, opt, scratch, spawnServe } from './common.mjs';
 
 const RGW_SCRIPTS = new URL('../scripts/peers/', import.meta.url).pathname;
 
@@ -41,24 +41,7 @@ function curl(argv) {
   return r.stdout;
 }
 
-async function startMpk(args, env = {}) {
-  const child = spawn(process.execPath, [MPK, 'serve', '--addr', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.once('exit', r));
-  for (let i = 0; i < 400 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 25));
-  const url = /listening on (http:\/\/[0-9.:]+)/.exec(out)?.[1];
-  if (!url) throw new Error(`mpk serve did not start: ${out}`);
-  const srv = { url, output: () => out };
-  srv.stop = async () => {
-    process.kill(child.pid, 'SIGTERM');
-    await exited;
-    live.delete(srv);
-  };
-  live.add(srv);
-  return srv;
-}
+const startMpk = (args, env = {}) => spawnServe(args, live, env);
 
 function upload(url, name, file, digest, size) {
   const headers = curl(['-D', '-', '-o', '/dev/null', '-X', 'POST', '-H', 'Content-Length: 0', `${url}/v2/${name}/blobs/uploads/`]);

@@ -15,12 +15,12 @@
 // download ≥ 0.9x, manifest GETs ≥ 4x docker-registry; memory bounded.
 // mpk serve runs from dist/ (`npm run bench:serve` builds first), with -q (no access log);
 // docker-registry with log level warn and no access log. Servers are stopped by their PIDs.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { MPK, PEERS, median, opt, scratch } from './common.mjs';
+import { PEERS, median, opt, scratch, spawnServe } from './common.mjs';
 
 const SIZE_MIB = Number(opt('size-mib', 2048));
 const RUNS = Number(opt('runs', 5));
@@ -82,23 +82,9 @@ async function startMpkFsync(data) {
 }
 
 async function startMpk(data, extra = [], name = 'mpk serve') {
-  const child = spawn(process.execPath, [MPK, 'serve', '--root', data, '--addr', '127.0.0.1:0', '-q', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.once('exit', r));
-  for (let i = 0; i < 400 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 25));
-  const url = /listening on (http:\/\/[0-9.:]+)/.exec(out)?.[1];
-  if (!url) throw new Error(`mpk serve did not start: ${out}`);
-  const srv = { name, url, pid: child.pid, hwm: 0 };
-  srv.stop = async () => {
-    srv.unwatch?.();
-    process.kill(child.pid, 'SIGTERM');
-    await exited;
-    live.delete(srv);
-  };
+  const srv = await spawnServe(['--root', data, '-q', ...extra], live);
+  Object.assign(srv, { name, hwm: 0 });
   srv.unwatch = watch(srv);
-  live.add(srv);
   return srv;
 }
 
