@@ -1,7 +1,7 @@
 /**
  * The catalog's index: every repository with its tags (digest, size, push time) and the facts of
  * its latest tag, kept in memory. Built on the first request by walking the registry through
- * RepoStore's public methods, then kept current by `changed(name)` (called after every manifest
+ * the storage interface (serve/storage.ts), then kept current by `changed(name)` (called after every manifest
  * put or delete): a changed repository is read again before the next answer, nothing else is.
  * Queries (filter, sort, page) run over the in-memory list, so a page costs the same whatever
  * the store holds.
