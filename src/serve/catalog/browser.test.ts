@@ -80,7 +80,10 @@ test('browse, filter, open a model, copy its pull command', async (t) => {
   assert.deepEqual(await page.locator('#h-files + div td:first-child').allTextContents(), ['model.gguf', 'README.md']);
   const button = page.getByRole('button', { name: 'Copy the mpk command' });
   await button.click();
-  assert.equal(await button.textContent(), 'Copied');
+  // The clipboard write resolves asynchronously: wait (up to 5 s) for the label, then check it.
+  const copied = await page.waitForFunction('[...document.querySelectorAll("button[data-copy]")].some((b) => b.textContent === "Copied")', undefined, { timeout: 5000 })
+    .then(() => true, () => false);
+  assert.ok(copied, `the copy button never said Copied (it says ${await button.textContent()})`);
   assert.equal(await page.evaluate('navigator.clipboard.readText()'), `mpk pull ${open.host}/acme/llama-small:v1`);
   assert.deepEqual(trouble, { violations: [], dialogs: [], errors: [] });
   await page.close();
