@@ -20,7 +20,7 @@ export const REGISTRY_HELP = [
   '--plain-http         use http:// (default only for localhost and 127.0.0.1)',
   '--insecure           accept any TLS certificate (test registries only)',
   '--ca-file FILE       also trust the CA certificates in this PEM file',
-  '--concurrency N      blobs moved at once (default 8)',
+  '--concurrency N      blobs moved at once (default 8, and 64 of those up to 256 KiB)',
   '--chunk-size SIZE    upload blobs past SIZE in PATCHes of SIZE, e.g. 64MiB; 0: one PUT per blob (default: one PUT up to 64MiB, one PATCH past it)',
   '--stall-timeout SEC  give up a connection that moves no data for this long (default 60)',
   '--json               NDJSON progress events and a JSON result on stdout',

@@ -8,6 +8,7 @@
  * - Blobs: a cross-repository mount when a candidate repository is known; otherwise a resumable
  *   transfer when both sides can (Range reads, partial files); bounded parallelism.
  */
+import { setMaxListeners } from 'node:events';
 import { PackError } from '../errors.js';
 import {
   isBlindPusher,
@@ -48,6 +49,13 @@ export interface CopyEvent {
 
 /** Blobs moved at once: enough to hide round trips for many small blobs; large ones share the link. */
 export const DEFAULT_COPY_CONCURRENCY = 8;
+/**
+ * Small blobs (up to SMALL_COPY_BYTES) have their own default limit, this many times the default: each
+ * costs a round trip and a file, not bandwidth or memory, and a 10,000-file model is mostly these
+ * (2,000 files from mpk serve: 2.0-2.1 s with 8 in flight, 1.5-1.7 s with 64).
+ */
+export const SMALL_COPY_FACTOR = 8;
+export const SMALL_COPY_BYTES = 256 * 1024;
 
 export interface CopyGraphOptions extends CallOptions {
   concurrency?: number;
@@ -79,7 +87,11 @@ export interface CopyStats {
  * root's, so the root manifest is fetched once, not twice.
  */
 export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descriptor, opts: CopyGraphOptions = {}, fetched?: ReadonlyMap<string, Buffer>): Promise<CopyStats> {
-  const limiter = new Limiter(opts.concurrency && opts.concurrency > 0 ? opts.concurrency : DEFAULT_COPY_CONCURRENCY);
+  // A concurrency the caller sets holds for every blob; the default lets more small ones go at once.
+  const given = opts.concurrency && opts.concurrency > 0 ? opts.concurrency : undefined;
+  const concurrency = given ?? DEFAULT_COPY_CONCURRENCY;
+  const limiter = new Limiter(concurrency);
+  const smallLimiter = new Limiter(given ?? DEFAULT_COPY_CONCURRENCY * SMALL_COPY_FACTOR);
   const seen = new Map<string, Promise<void>>();
   const stats: CopyStats = { blobs: 0, transferred: 0, bytes: 0, skipped: 0, mounted: 0 };
   const verb = opts.verb ?? 'uploading';
@@ -99,11 +111,13 @@ export async function copyGraph(src: ReadOnlyStorage, dst: Storage, root: Descri
   if (opts.signal?.aborted) ac.abort(opts.signal.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const signal = ac.signal;
+  // Every transfer in flight listens for the abort: that many listeners are expected, not a leak.
+  setMaxListeners(4 * concurrency * (SMALL_COPY_FACTOR + 1) + 16, signal);
   const started: Promise<void>[] = [];
   let firstError: unknown;
 
   const copyBlob = (d: Descriptor) =>
-    limiter.run(async () => {
+    (d.size <= SMALL_COPY_BYTES ? smallLimiter : limiter).run(async () => {
       signal?.throwIfAborted();
       stats.blobs++;
       // A tiny blob the destination takes in one request is sent without asking first (when no

@@ -11,6 +11,7 @@
 import { PackError, hasErrorCode } from '../errors.js';
 import { sleep } from '../internal/sleep.js';
 import { Authorizer, type AuthorizerOptions } from './auth/authorizer.js';
+import { SmallGetPool } from './pipelined-get.js';
 import { discard, shortUrl, Transport, type Body, type HttpResponse, type TransportOptions } from './transport.js';
 
 export interface ClientOptions extends TransportOptions, AuthorizerOptions {
@@ -41,6 +42,7 @@ export class RegistryClient {
   readonly auth: Authorizer;
   private readonly retries: number;
   private readonly retryBaseMs: number;
+  private readonly smallGetPools = new Map<string, SmallGetPool>();
   constructor(opts: ClientOptions = {}) {
     this.transport = new Transport(opts);
     this.auth = new Authorizer(this.transport, opts);
@@ -126,7 +128,19 @@ export class RegistryClient {
     await sleep(ms, signal);
   }
 
+  /** The pipelined connections for small blob GETs to a host (plain HTTP; see pipelined-get.ts). */
+  smallGets(host: string): SmallGetPool {
+    let pool = this.smallGetPools.get(host);
+    if (!pool) {
+      pool = new SmallGetPool(new URL(this.baseUrl(host)), { stallMs: this.transport.stallMs });
+      this.smallGetPools.set(host, pool);
+    }
+    return pool;
+  }
+
   close(): void {
+    for (const pool of this.smallGetPools.values()) pool.close();
+    this.smallGetPools.clear();
     this.transport.close();
   }
 }

@@ -205,7 +205,7 @@ class BodyStream extends Readable implements RecyclingStream {
   }
 }
 
-function parseHead(text: string): { status: number; headers: Record<string, string> } | undefined {
+export function parseHead(text: string): { status: number; headers: Record<string, string> } | undefined {
   const lines = text.split('\r\n');
   const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? '');
   if (!m) return undefined;

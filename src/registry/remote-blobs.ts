@@ -10,6 +10,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { responseError } from './errcode.js';
 import { discard } from './transport.js';
 import { rawGet, rawGetEligible } from './raw-get.js';
+import { pipelineEligible } from './pipelined-get.js';
 import type { RepoContext } from './repo-context.js';
 
 export async function blobExists(ctx: RepoContext, desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
@@ -23,6 +24,8 @@ export async function blobExists(ctx: RepoContext, desc: Descriptor, signal?: Ab
 
 /** Bodies at least this big take the raw socket path over plain HTTP (see raw-get.ts). */
 const RAW_MIN_BYTES = 1024 * 1024;
+/** Whole bodies up to this big take the pipelined path over plain HTTP (see pipelined-get.ts). */
+const PIPELINED_MAX_BYTES = 256 * 1024;
 
 /** The blob's bytes from `offset` on (Range); a registry that ignores Range is handled too. */
 export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, signal?: AbortSignal): Promise<Readable> {
@@ -30,6 +33,14 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
   if (offset > 0) headers.range = `bytes=${offset}-`;
   const path = ctx.path(`blobs/${desc.digest}`);
   const url = new URL(path, ctx.client.baseUrl(ctx.host) + '/');
+  if (offset === 0 && desc.size <= PIPELINED_MAX_BYTES && pipelineEligible(url)) {
+    const pool = ctx.client.smallGets(ctx.host);
+    if (!pool.declined) {
+      const auth = await ctx.client.auth.header(ctx.host, ctx.pull, signal);
+      const a = await pool.get(url.pathname + url.search, auth ? { authorization: auth } : {}, desc.size, signal);
+      if (a) return blobBody({ status: a.status, headers: a.headers, body: oneChunk(a.body) }, desc, 0, false);
+    }
+  }
   if (desc.size - offset >= RAW_MIN_BYTES && rawGetEligible(url)) {
     const auth = await ctx.client.auth.header(ctx.host, ctx.pull, signal);
     const raw = await rawGet(url, auth ? { ...headers, authorization: auth } : headers, { stallMs: ctx.client.transport.stallMs, signal });
@@ -39,6 +50,16 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
   if (res.status === 404) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
   if (res.status !== 200 && res.status !== 206) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
   return blobBody(res, desc, offset, true);
+}
+
+/** A readable of one buffer. */
+function oneChunk(b: Buffer): Readable {
+  return new Readable({
+    read() {
+      this.push(b);
+      this.push(null);
+    },
+  });
 }
 
 /** A 200 or 206 answer as the bytes from `offset` on: lengths and ranges checked. */

@@ -15,10 +15,11 @@ import { Readable } from 'node:stream';
 import { PackError, findPackError, fsError } from '../errors.js';
 import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
 import { SMALL_BLOB_BYTES, drain, gatherVerified } from './gather.js';
+import { placeNewFile } from './file-writer.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
 import type { Lease } from './lease.js';
-import { identityChange, identityOf, type VerifiedBlobs } from './verified.js';
+import { identityChange, identityOf, type FileIdentity, type VerifiedBlobs } from './verified.js';
 
 /**
  * Whether a stored blob can be relied on: `present` (its file is the one mpk verified, or was
@@ -209,13 +210,14 @@ export class BlobPool {
     const tmp = await this.tempPath();
     try {
       if (expected.size <= SMALL_BLOB_BYTES) {
-        // Asynchronous, unlike the metadata calls: creating a file can wait on the directory and
-        // the journal (3.7 s of a 3,000-blob pull's event loop on a busy disk when it was synchronous).
-        await writeFile(tmp, await gatherVerified(expected, content, opts.signal), { mode: 0o444, flag: 'wx' });
-      } else {
-        const src = content instanceof Uint8Array ? Readable.from([content]) : Readable.from(content);
-        await pipeline(src, new VerifyStream(expected), createWriteStream(tmp, { mode: 0o444, flags: 'wx' }), { signal: opts.signal });
+        // Made, renamed and stat'ed on the file writer's thread (see file-writer.ts).
+        const data = await gatherVerified(expected, content, opts.signal);
+        await this.hold(expected.digest); // in the lease before the rename
+        this.recordVerified(expected.digest, await placeNewFile(tmp, this.path(expected.digest), data, 0o444));
+        return;
       }
+      const src = content instanceof Uint8Array ? Readable.from([content]) : Readable.from(content);
+      await pipeline(src, new VerifyStream(expected), createWriteStream(tmp, { mode: 0o444, flags: 'wx' }), { signal: opts.signal });
       await this.commit(tmp, expected.digest, { readOnly: true });
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
@@ -240,10 +242,13 @@ export class BlobPool {
       renameSync(tmp, dest);
     }
     // Identity after the rename (which moves ctime): the file as verified.
-    if (this.verified) {
-      this.verified.record(digest, statSync(dest, { bigint: true }));
-      this.bad.delete(digest);
-    }
+    if (this.verified) this.recordVerified(digest, statSync(dest, { bigint: true }));
+  }
+
+  private recordVerified(digest: string, identity: FileIdentity): void {
+    if (!this.verified) return;
+    this.verified.record(digest, identity);
+    this.bad.delete(digest);
   }
 
   /**

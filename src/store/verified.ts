@@ -16,8 +16,11 @@ import { closeSync, mkdirSync, openSync, writeSync, type BigIntStats } from 'nod
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
+/** What a file's identity is made of: these fields of a bigint stat. */
+export type FileIdentity = Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
+
 /** `dev:ino:size:mtimeNs:ctimeNs` of a bigint stat. */
-export function identityOf(s: BigIntStats): string {
+export function identityOf(s: FileIdentity): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
@@ -72,7 +75,7 @@ export class VerifiedBlobs {
   }
 
   /** Records a verified file's identity: synchronously, so it is in the log before the caller goes on. */
-  record(digest: string, s: BigIntStats): void {
+  record(digest: string, s: FileIdentity): void {
     this.append(`${digest} ${identityOf(s)}\n`);
     this.records.set(digest, identityOf(s));
   }

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { placeNewFile } from './file-writer.js';
+import { identityOf } from './verified.js';
+import { tempDir } from '../test-support/tmp.js';
+
+test('placeNewFile: the bytes land read-only at dest, the temp name is gone, the identity is the file at dest', async (t) => {
+  const dir = await tempDir(t);
+  const data = Buffer.from('{"a":1}');
+  const id = await placeNewFile(join(dir, 'tmp1'), join(dir, 'blob1'), data, 0o444);
+  assert.deepEqual(readFileSync(join(dir, 'blob1')), data);
+  assert.equal(existsSync(join(dir, 'tmp1')), false);
+  assert.equal(statSync(join(dir, 'blob1')).mode & 0o777, 0o444);
+  assert.equal(identityOf(id), identityOf(statSync(join(dir, 'blob1'), { bigint: true })));
+});
+
+test('placeNewFile: only the view is written (not the buffer around it); many at once; a missing dest dir is made', async (t) => {
+  const dir = await tempDir(t);
+  const big = Buffer.alloc(64 * 1024, 0x61);
+  big.write('hello', 1000);
+  const view = big.subarray(1000, 1005);
+  await placeNewFile(join(dir, 'tmp'), join(dir, 'sub', 'deeper', 'view'), view, 0o444);
+  assert.equal(readFileSync(join(dir, 'sub', 'deeper', 'view'), 'utf8'), 'hello');
+  await Promise.all(Array.from({ length: 300 }, (_, i) => placeNewFile(join(dir, `t${i}`), join(dir, `b${i}`), Buffer.from(`blob ${i}`), 0o444)));
+  for (let i = 0; i < 300; i++) assert.equal(readFileSync(join(dir, `b${i}`), 'utf8'), `blob ${i}`);
+});
+
+test('placeNewFile: an existing temp name is EEXIST (never written through); a failed rename leaves no temp file', async (t) => {
+  const dir = await tempDir(t);
+  writeFileSync(join(dir, 'taken'), 'someone else');
+  await assert.rejects(placeNewFile(join(dir, 'taken'), join(dir, 'x'), Buffer.from('mine'), 0o444), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+  assert.equal(readFileSync(join(dir, 'taken'), 'utf8'), 'someone else');
+  assert.equal(existsSync(join(dir, 'x')), false);
+  // dest is a non-empty directory: the rename fails, and the temp file is removed.
+  writeFileSync(join(dir, 'f'), '');
+  await assert.rejects(placeNewFile(join(dir, 'tmp2'), join(dir, 'f', 'under-a-file'), Buffer.from('x'), 0o444), (e: NodeJS.ErrnoException) => typeof e.code === 'string');
+  assert.equal(existsSync(join(dir, 'tmp2')), false);
+});
