@@ -81,9 +81,11 @@ test('browse, filter, open a model, copy its pull command', async (t) => {
   const button = page.getByRole('button', { name: 'Copy the mpk command' });
   await button.click();
   // The clipboard write resolves asynchronously: wait (up to 5 s) for the label, then check it.
-  const copied = await page.waitForFunction('[...document.querySelectorAll("button[data-copy]")].some((b) => b.textContent === "Copied")', undefined, { timeout: 5000 })
-    .then(() => true, () => false);
-  assert.ok(copied, `the copy button never said Copied (it says ${await button.textContent()})`);
+  // The clipboard write resolves asynchronously, and the label goes back to Copy after 1.5 s: wait
+  // for it (a locator polls in Playwright's own world, out of the page's CSP's reach).
+  const copied = await page.locator('button[data-copy]', { hasText: 'Copied' }).first().waitFor({ timeout: 10_000 })
+    .then(() => true, (e: Error) => e.message.split('\n')[0]);
+  assert.equal(copied, true, `the copy button never said Copied (it says ${await button.textContent()})`);
   assert.equal(await page.evaluate('navigator.clipboard.readText()'), `mpk pull ${open.host}/acme/llama-small:v1`);
   assert.deepEqual(trouble, { violations: [], dialogs: [], errors: [] });
   await page.close();
