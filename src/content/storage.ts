@@ -135,3 +135,11 @@ export interface RecyclingStream {
 export function isRecyclingStream(s: object): s is RecyclingStream {
   return typeof (s as Partial<RecyclingStream>).recycle === 'function';
 }
+/**
+ * Lets `out`, a stream that passes `src`'s chunks on unchanged and whole (never split, never
+ * kept), hand them back to `src` when `src` recycles. Returns `out`.
+ */
+export function passRecycling<T extends object>(out: T, src: object): T {
+  if (out !== src && isRecyclingStream(src)) Object.assign(out, { recycle: (b: Buffer) => src.recycle(b) });
+  return out;
+}

@@ -8,6 +8,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
+import { isRecyclingStream } from '../content/storage.js';
 import { PackError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -130,8 +131,17 @@ export class Transport {
       if (req.body === undefined) r.end();
       else if (Buffer.isBuffer(req.body)) r.end(req.body);
       else {
-        req.body.on('error', (e) => r.destroy(e));
-        req.body.pipe(r);
+        const body = req.body;
+        body.on('error', (e) => r.destroy(e));
+        if (isRecyclingStream(body)) {
+          // Each chunk goes back to its source once the socket has it: the next read reuses it.
+          body.on('data', (c: Buffer) => {
+            if (!r.write(c, () => body.recycle(c))) body.pause();
+          });
+          r.on('drain', () => body.resume());
+          body.on('end', () => r.end());
+          r.on('close', () => body.destroy());
+        } else body.pipe(r);
       }
     });
   }

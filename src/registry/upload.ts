@@ -8,7 +8,7 @@
 import { Readable, Transform } from 'node:stream';
 import { PackError, isTransient } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import type { OpenAt, PushOptions } from '../content/storage.js';
+import { passRecycling, type OpenAt, type PushOptions } from '../content/storage.js';
 import { repositoryScope } from './auth/challenge.js';
 import { responseError, type RegistryError } from './errcode.js';
 import { blobExists } from './remote-blobs.js';
@@ -154,7 +154,8 @@ export function exactSize(src: Readable, desc: Descriptor, offset: number): Read
   });
   src.on('error', (e) => t.destroy(e));
   t.on('close', () => src.destroy());
-  return src.pipe(t);
+  // Chunks pass through unchanged: the socket writer may hand them back to a recycling source.
+  return passRecycling(src.pipe(t), src);
 }
 
 function sizeError(desc: Descriptor, n: number, ended: boolean): PackError {
@@ -230,7 +231,8 @@ async function sendSession(ctx: RepoContext, desc: Descriptor, open: OpenAt, opt
           method: 'PATCH',
           path: at(),
           headers: { ...OCTET, 'content-length': String(len), 'content-range': `${start}-${start + len - 1}` },
-          body: counted(Readable.from(take(), { objectMode: false }), start, opts),
+          // One PATCH for the whole blob never splits a chunk: its chunks may go back to the source.
+          body: counted(chunk === Infinity ? passRecycling(Readable.from(take(), { objectMode: false }), source) : Readable.from(take(), { objectMode: false }), start, opts),
           scopes: ctx.push,
           signal,
         });
@@ -292,5 +294,5 @@ function counted(src: Readable, base: number, opts: PushOptions): Readable {
   });
   src.on('error', (e) => t.destroy(e));
   t.on('close', () => src.destroy());
-  return src.pipe(t);
+  return passRecycling(src.pipe(t), src);
 }

@@ -16,6 +16,7 @@ import { PackError, findPackError, fsError } from '../errors.js';
 import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
 import { SMALL_BLOB_BYTES, drain, gatherVerified } from './gather.js';
 import { placeNewFile } from './file-writer.js';
+import { FileSource } from './file-source.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
 import type { Lease } from './lease.js';
@@ -165,7 +166,7 @@ export class BlobPool {
       }
       throw fsError(e, p);
     });
-    return fh.createReadStream({ highWaterMark: readChunkFor(desc.size - offset), start: offset });
+    return new FileSource(fh, offset, readChunkFor(desc.size - offset));
   }
 
   /** Reads a whole small blob (manifests, configs), verified, refusing anything over maxBytes. */
