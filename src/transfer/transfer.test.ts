@@ -5,16 +5,10 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
-import { once } from 'node:events';
-import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { pullModel, pushModel, transfer, type TransferResult } from './transfer.js';
-import { buildModel, type BuildResult } from '../build/build-model.js';
-import { extractModel } from '../extract/extract.js';
-import { LocalStore } from '../store/store.js';
+import type { BuildResult } from '../build/build-model.js';
 import { RegistryClient } from '../registry/client.js';
 import { RemoteRepository } from '../registry/repository.js';
 import type { CopyEvent } from '../graph/copy.js';
@@ -23,48 +17,18 @@ import { digestBytes } from '../oci/digest.js';
 import { OCI_EMPTY, OCI_INDEX, OCI_MANIFEST } from '../oci/media-types.js';
 import { hasErrorCode, type ErrorCode } from '../errors.js';
 import { fileRegistry, startDockerRegistry } from '../test-support/registry-peer.js';
+import { assertSameFiles, builtModel, openStore } from '../test-support/store-models.js';
 import { startFaultProxy, type FaultLogEntry } from '../test-support/fault-proxy.js';
-import { makeModelDir, tempDir, writeTree } from '../test-support/tmp.js';
 
 type T = TestContext;
 
 /** The file's registry, started on first use; null when the test was skipped for lack of it. */
 const registry = fileRegistry();
 
-async function openStore(t: T): Promise<LocalStore> {
-  const store = await LocalStore.open(await tempDir(t));
-  t.after(() => store.close());
-  return store;
-}
-
-/** A store holding a model built from makeModelDir (or the given files) as `name:1`. */
-async function builtModel(t: T, seed = 'm', files?: Record<string, string | Uint8Array>): Promise<{ store: LocalStore; dir: string; built: BuildResult; ref: string }> {
-  const dir = await tempDir(t);
-  if (files) await writeTree(dir, files);
-  else await makeModelDir(dir, seed);
-  const store = await openStore(t);
-  const ref = `local/${seed}:1`;
-  const built = await buildModel(store, { contextDir: dir, reference: ref });
-  return { store, dir, built, ref };
-}
-
 function client(t: T): RegistryClient {
   const c = new RegistryClient({ retries: 2 });
   t.after(() => c.close());
   return c;
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** Every file extracted from `store`'s `ref` has the bytes of the same file under `srcDir`. */
-async function assertSameFiles(t: T, store: LocalStore, ref: string, srcDir: string, expectCount: number): Promise<void> {
-  const out = await tempDir(t);
-  const r = await extractModel(store, ref, out);
-  assert.equal(r.files.length, expectCount);
-  for (const f of r.files) {
-    const rel = f.path;
-    assert.equal(sha(await readFile(join(out, rel))), sha(await readFile(join(srcDir, rel))), rel);
-  }
 }
 
 async function rejectsWith(p: () => Promise<unknown>, code: ErrorCode, check?: (e: Error & { hint?: string }) => void): Promise<void> {
@@ -382,37 +346,4 @@ test('pushModel and pullModel report errors as rejected promises, not synchronou
     p = pullModel(store, 'models/nohost:v1');
   }, 'pullModel threw synchronously');
   await rejectsWith(() => p!, 'USAGE');
-});
-
-test('a pull of many small blobs pipelines their GETs on a few connections; every file arrives intact', async (t) => {
-  const reg = await registry(t);
-  if (!reg) return;
-  const files: Record<string, string> = { 'config.json': '{"model_type":"llama"}', 'model.safetensors': 'w'.repeat(5000) };
-  for (let i = 0; i < 120; i++) files[`data/part-${i}.json`] = JSON.stringify({ i, pad: 'x'.repeat(i * 7) });
-  const { store, dir, built, ref } = await builtModel(t, 'many', files);
-  const remote = `${reg.host}/tt/many:v1`;
-  await pushModel(store, ref, remote);
-  // A TCP proxy in front of the registry: counts connections and the GET heads each read carries.
-  let connections = 0;
-  let mostGetsInOneRead = 0;
-  const [host, port] = reg.host.split(':');
-  const proxy = createNetServer((c) => {
-    connections++;
-    const up = netConnect(Number(port), host!);
-    c.on('data', (d: Buffer) => (mostGetsInOneRead = Math.max(mostGetsInOneRead, d.toString('latin1').split('GET /v2/').length - 1)));
-    c.pipe(up).pipe(c);
-    c.on('error', () => up.destroy());
-    up.on('error', () => c.destroy());
-  });
-  proxy.listen(0, '127.0.0.1');
-  await once(proxy, 'listening');
-  t.after(() => proxy.close());
-  const via = `127.0.0.1:${(proxy.address() as AddressInfo).port}/tt/many:v1`;
-  const store2 = await openStore(t);
-  const pulled = await pullModel(store2, via);
-  assert.equal(pulled.root.digest, built.manifest.digest);
-  assert.equal(pulled.stats.transferred, 123, 'config and 122 files');
-  await assertSameFiles(t, store2, via, dir, 122);
-  assert.ok(mostGetsInOneRead >= 2, `GETs were pipelined (at most ${mostGetsInOneRead} in one read)`);
-  assert.ok(connections <= 10, `${connections} connections for 123 blobs`);
 });
