@@ -7,15 +7,15 @@
  * only while its file is the one mpk verified (see `state`): a file changed since is rehashed, or,
  * when large and rewritten, treated as missing so that pull or build write it again.
  */
-import { createReadStream, createWriteStream, renameSync, statSync, type BigIntStats } from 'node:fs';
-import { chmod, mkdir, open, stat, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, statSync, type BigIntStats } from 'node:fs';
+import { chmod, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { PackError, findPackError, fsError } from '../errors.js';
 import { parseDigest, VerifyStream, type Expected } from '../oci/digest.js';
 import { SMALL_BLOB_BYTES, drain, gatherVerified } from './gather.js';
-import { placeNewFile } from './file-writer.js';
+import { placeNewFile, renameInto } from './file-writer.js';
 import { FileSource } from './file-source.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ByteSource, CallOptions } from '../content/storage.js';
@@ -235,13 +235,7 @@ export class BlobPool {
     await this.hold(digest);
     if (!opts.readOnly) await chmod(tmp, 0o444);
     // rename and stat are synchronous: metadata calls of microseconds (see `state`).
-    try {
-      renameSync(tmp, dest);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await mkdir(join(dest, '..'), { recursive: true }); // first blob of another algorithm
-      renameSync(tmp, dest);
-    }
+    renameInto(tmp, dest);
     // Identity after the rename (which moves ctime): the file as verified.
     if (this.verified) this.recordVerified(digest, statSync(dest, { bigint: true }));
   }
