@@ -1,15 +1,23 @@
 #!/usr/bin/env node
-// The `mpk` command. The TypeScript sources are compiled to dist/ by `npm ci` (the prepare script).
+// The `mpk` command. Its code is bundled from src/ into dist/cli-bundle/ by `npm ci` (the prepare
+// script runs `npm run build`; see scripts/bundle.mjs).
 import { setFlagsFromString } from 'node:v8';
-// Grow the heap less eagerly: a pull of 10,000 small blobs makes short-lived garbage that V8
-// otherwise lets pile up (peak RSS 196 MiB, 113 MiB with this; bench/transfer.mjs measures it).
-// Not for `mpk serve`, a long-running server where it costs ~15% of manifest GETs per second, nor
-// for `mpk run`/`mpk api`, whose per-token JavaScript (node-llama-cpp) runs thousands of times.
-if (!['serve', 'run', 'api'].includes(commandOf(process.argv.slice(2)))) setFlagsFromString('--optimize-for-size');
 // `mpk run`/`mpk api`: the engine's module takes ~0.5 s to load; begin now, beside mpk's own modules
 // (a missing engine is reported later, by the command, in one line)
 if (['run', 'api'].includes(commandOf(process.argv.slice(2)))) import('node-llama-cpp').catch(() => undefined);
-const { main } = await import('../dist/cli/main.js');
+const { main } = await import('../dist/cli-bundle/main.js');
+// Grow the heap less eagerly: a pull of 10,000 small blobs makes short-lived garbage that V8
+// otherwise lets pile up (peak RSS 170 MiB, 127 MiB with this; bench/transfer.mjs measures it).
+// Set once the command's modules are loaded (they stay cached for main): set before, it costs
+// their loading ~40 ms of collections (a pull of a 3 MB model took 329 ms instead of 289). Not
+// for `mpk serve`, a long-running server where it costs ~15% of manifest GETs per second, nor for
+// `mpk run`/`mpk api`, whose per-token JavaScript (node-llama-cpp) runs thousands of times.
+const command = commandOf(process.argv.slice(2));
+if (!['serve', 'run', 'api'].includes(command)) {
+  const { COMMANDS } = await import('../dist/cli-bundle/commands-table.js');
+  if (command && Object.hasOwn(COMMANDS, command)) await COMMANDS[command].load().catch(() => undefined);
+  setFlagsFromString('--optimize-for-size');
+}
 main();
 
 /** The command word: the first argument after the global options (`--store DIR`, `-q`). */

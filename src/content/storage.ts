@@ -88,6 +88,15 @@ export interface ReferencePusher {
   pushReference(expected: Descriptor, content: Uint8Array, reference: string, opts?: CallOptions): Promise<void>;
 }
 
+/**
+ * Optional capability: resolves a reference and fetches its manifest in one step (a registry's GET
+ * by tag answers both, where resolve + fetch would be a HEAD and a GET). The bytes are verified
+ * against the returned descriptor.
+ */
+export interface ReferenceFetcher {
+  fetchReference(reference: string, opts?: CallOptions): Promise<{ desc: Descriptor; bytes: Buffer }>;
+}
+
 /** Optional capability: lists tags (pagination is hidden). */
 export interface TagLister {
   tags(opts?: CallOptions & { last?: string; pageSize?: number }): AsyncIterable<string>;
@@ -119,6 +128,10 @@ export function isResumablePusher(t: object): t is ResumablePusher {
 export function isMounter(t: object): t is Mounter {
   return typeof (t as Partial<Mounter>).mount === 'function';
 }
+export function isReferenceFetcher(t: object): t is ReferenceFetcher {
+  return typeof (t as Partial<ReferenceFetcher>).fetchReference === 'function';
+}
+
 export function isReferencePusher(t: object): t is ReferencePusher {
   return typeof (t as Partial<ReferencePusher>).pushReference === 'function';
 }

@@ -13,6 +13,7 @@ import { PackError } from '../errors.js';
 import {
   isBlindPusher,
   isMounter,
+  isReferenceFetcher,
   isRangeFetcher,
   isReferencePusher,
   isResumablePusher,
@@ -262,9 +263,14 @@ export interface CopyResult {
  * by PUT by tag where the destination can (a registry), else push + tag.
  */
 export async function copy(src: ReadOnlyTarget, srcRef: string, dst: Target, dstRef: string, opts: CopyOptions = {}): Promise<CopyResult> {
-  const resolved = await src.resolve(srcRef, { signal: opts.signal });
+  let resolved: Descriptor;
+  let bytes: Buffer;
+  if (isReferenceFetcher(src)) ({ desc: resolved, bytes } = await src.fetchReference(srcRef, { signal: opts.signal }));
+  else {
+    resolved = await src.resolve(srcRef, { signal: opts.signal });
+    bytes = await fetchManifestBytes(src, resolved, opts.signal);
+  }
   let root = resolved;
-  let bytes = await fetchManifestBytes(src, root, opts.signal);
   if (opts.select) {
     const where = opts.sourceName ?? srcRef;
     const parsed = parseManifest(bytes, root.mediaType, where);

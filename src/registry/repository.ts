@@ -13,6 +13,7 @@ import type {
   Mounter,
   OpenAt,
   RangeFetcher,
+  ReferenceFetcher,
   ReferencePusher,
   ResumablePusher,
   TagLister,
@@ -39,7 +40,7 @@ export interface RepositoryOptions {
   chunkSize?: number;
 }
 
-export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, Mounter, ReferencePusher, TagLister, Deleter, BlindPusher {
+export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, Mounter, ReferenceFetcher, ReferencePusher, TagLister, Deleter, BlindPusher {
   readonly ctx: RepoContext;
   constructor(
     client: RegistryClient,
@@ -85,12 +86,19 @@ export class RemoteRepository implements Target, RangeFetcher, ResumablePusher, 
   async resolve(reference: string, opts?: CallOptions): Promise<Descriptor> {
     const part = this.refPart(reference);
     const d = await headManifest(this.ctx, part, opts?.signal);
-    if (!d) {
-      throw new PackError('NOT_FOUND', `${this.fullName}${isDigest(part) ? '@' : ':'}${part}: not found in the registry`, {
-        hint: `check the name and tag (mpk tags ${this.fullName} lists them)`,
-      });
-    }
+    if (!d) throw notFound(this.fullName, part);
     return d;
+  }
+
+  /** GET by tag or digest: the descriptor and the verified bytes in one round trip. */
+  async fetchReference(reference: string, opts?: CallOptions): Promise<{ desc: Descriptor; bytes: Buffer }> {
+    const part = this.refPart(reference);
+    try {
+      return await getManifest(this.ctx, part, opts?.signal);
+    } catch (e) {
+      if (e instanceof PackError && e.code === 'NOT_FOUND') throw notFound(this.fullName, part);
+      throw e;
+    }
   }
 
   async exists(desc: Descriptor, opts?: CallOptions): Promise<boolean> {
@@ -183,4 +191,10 @@ async function collect(content: ByteSource, max: number): Promise<Buffer> {
     chunks.push(Buffer.from(c));
   }
   return Buffer.concat(chunks);
+}
+
+function notFound(fullName: string, part: string): PackError {
+  return new PackError('NOT_FOUND', `${fullName}${isDigest(part) ? '@' : ':'}${part}: not found in the registry`, {
+    hint: `check the name and tag (mpk tags ${fullName} lists them)`,
+  });
 }

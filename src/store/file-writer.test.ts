@@ -16,15 +16,18 @@ test('placeNewFile: the bytes land read-only at dest, the temp name is gone, the
   assert.equal(identityOf(id), identityOf(statSync(join(dir, 'blob1'), { bigint: true })));
 });
 
-test('placeNewFile: only the view is written (not the buffer around it); many at once; a missing dest dir is made', async (t) => {
+test('placeNewFile: only the view is written (not the buffer around it); many at once (the first on this thread, the rest on the worker), each identity right; a missing dest dir is made', async (t) => {
   const dir = await tempDir(t);
   const big = Buffer.alloc(64 * 1024, 0x61);
   big.write('hello', 1000);
   const view = big.subarray(1000, 1005);
   await placeNewFile(join(dir, 'tmp'), join(dir, 'sub', 'deeper', 'view'), view, 0o444);
   assert.equal(readFileSync(join(dir, 'sub', 'deeper', 'view'), 'utf8'), 'hello');
-  await Promise.all(Array.from({ length: 300 }, (_, i) => placeNewFile(join(dir, `t${i}`), join(dir, `b${i}`), Buffer.from(`blob ${i}`), 0o444)));
-  for (let i = 0; i < 300; i++) assert.equal(readFileSync(join(dir, `b${i}`), 'utf8'), `blob ${i}`);
+  const ids = await Promise.all(Array.from({ length: 300 }, (_, i) => placeNewFile(join(dir, `t${i}`), join(dir, `b${i}`), Buffer.from(`blob ${i}`), 0o444)));
+  for (let i = 0; i < 300; i++) {
+    assert.equal(readFileSync(join(dir, `b${i}`), 'utf8'), `blob ${i}`);
+    assert.equal(identityOf(ids[i]!), identityOf(statSync(join(dir, `b${i}`), { bigint: true })));
+  }
 });
 
 test('placeNewFile: an existing temp name is EEXIST (never written through); a failed rename leaves no temp file', async (t) => {

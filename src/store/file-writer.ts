@@ -89,6 +89,13 @@ async function placeHere(j: Omit<Job, 'resolve' | 'reject'>): Promise<FileIdenti
   return statSync(j.dest, { bigint: true });
 }
 
+/**
+ * Files made on the calling thread before the worker starts: a worker costs ~60 ms of CPU to start
+ * here, more than a handful of files (a model's config, tokenizer and README) cost the thread pool.
+ */
+const PLACED_BEFORE_WORKER = 16;
+let placed = 0;
+
 function start(): Worker | undefined {
   if (broken) return undefined;
   if (worker) return worker;
@@ -131,7 +138,7 @@ function start(): Worker | undefined {
  * are fs errors with their usual `code` (EEXIST, ENOSPC, EACCES...); the temp file is gone then.
  */
 export function placeNewFile(tmp: string, dest: string, data: Uint8Array, mode: number): Promise<FileIdentity> {
-  const w = start();
+  const w = ++placed > PLACED_BEFORE_WORKER ? start() : undefined;
   if (!w) return placeHere({ tmp, dest, data, mode });
   const id = nextId++;
   // Its own copy of the bytes, moved to the worker: a view would take its whole buffer along.
