@@ -10,8 +10,9 @@
  * system calls, beside the main thread, and answers once per file.
  *
  * The worker is plain CommonJS given as text (`eval: true`), so it runs the same under tsx and
- * from dist/. One worker serves the process; it does not keep the process alive while idle. If it
- * cannot start or dies, files are made on the calling thread instead.
+ * from dist/. One worker serves the process, started at its 17th file (the first are made on the
+ * calling thread); it does not keep the process alive while idle. If it cannot start or dies,
+ * files are made on the calling thread instead.
  */
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
