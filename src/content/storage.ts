@@ -59,6 +59,11 @@ export function isUntagger(t: object): t is Untagger {
 /** Progress of one transfer: bytes of the blob handled so far (a resume starts at its offset). */
 export interface PushOptions extends CallOptions {
   onProgress?(bytes: number, phase: 'resuming' | 'transferring' | 'verifying'): void;
+  /**
+   * The caller found the blob missing just before (a copy asks `exists` first): the pusher need not
+   * ask again. Content that arrived meanwhile is stored again, harmlessly.
+   */
+  checked?: boolean;
 }
 
 /** Opens the content from a byte offset; the stream yields bytes offset..size-1. */
@@ -95,6 +100,18 @@ export interface ReferencePusher {
  */
 export interface ReferenceFetcher {
   fetchReference(reference: string, opts?: CallOptions): Promise<{ desc: Descriptor; bytes: Buffer }>;
+}
+
+/**
+ * Optional capability: keeps blobs about to be written from being removed until the writer is done
+ * (a local store's lease against a concurrent prune), in one call for all of a manifest's blobs.
+ */
+export interface Holder {
+  holdAll(descs: readonly Descriptor[]): Promise<void>;
+}
+
+export function isHolder(t: object): t is Holder {
+  return typeof (t as Partial<Holder>).holdAll === 'function';
 }
 
 /** Optional capability: lists tags (pagination is hidden). */

@@ -6,6 +6,7 @@
  */
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { PackError } from '../errors.js';
+import { WholeBody } from '../content/whole-body.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { responseError } from './errcode.js';
 import { discard } from './transport.js';
@@ -38,7 +39,7 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
     if (!pool.declined) {
       const auth = await ctx.client.auth.header(ctx.host, ctx.pull, signal);
       const a = await pool.get(url.pathname + url.search, auth ? { authorization: auth } : {}, desc.size, signal);
-      if (a) return blobBody({ status: a.status, headers: a.headers, body: oneChunk(a.body) }, desc, 0, false);
+      if (a) return blobBody({ status: a.status, headers: a.headers, body: new WholeBody(a.body) }, desc, 0, false);
     }
   }
   if (desc.size - offset >= RAW_MIN_BYTES && rawGetEligible(url)) {
@@ -50,16 +51,6 @@ export async function fetchBlob(ctx: RepoContext, desc: Descriptor, offset = 0, 
   if (res.status === 404) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
   if (res.status !== 200 && res.status !== 206) throw await responseError('GET', res, `${ctx.name}@${desc.digest}: blob`);
   return blobBody(res, desc, offset, true);
-}
-
-/** A readable of one buffer. */
-function oneChunk(b: Buffer): Readable {
-  return new Readable({
-    read() {
-      this.push(b);
-      this.push(null);
-    },
-  });
 }
 
 /** A 200 or 206 answer as the bytes from `offset` on: lengths and ranges checked. */

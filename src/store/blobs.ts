@@ -57,6 +57,7 @@ export class BlobPool {
   private readonly checking = new Map<string, Promise<boolean>>();
   /** digest → identity of a file found not to hold the blob: not rehashed a second time. */
   private readonly bad = new Map<string, string>();
+  private readonly blobsDir: string;
   constructor(
     readonly root: string,
     private readonly lease: () => Promise<Lease>,
@@ -64,12 +65,14 @@ export class BlobPool {
     readonly verified?: VerifiedBlobs,
   ) {
     this.ingestDir = join(root, 'ingest');
+    this.blobsDir = join(root, 'blobs');
   }
 
   /** Path of a blob; validates the digest, so no outside string can name another file. */
   path(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
-    return join(this.root, 'blobs', algorithm, hex);
+    // Both parts are checked (lower-case letters, digits, separators): no `..`, no `/` in hex.
+    return `${this.blobsDir}/${algorithm}/${hex}`;
   }
 
   /** Size of the stored blob, or undefined if absent. */
@@ -188,7 +191,7 @@ export class BlobPool {
       await mkdir(this.ingestDir, { recursive: true });
       this.ingestReady = true;
     }
-    return join(this.ingestDir, `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`);
+    return `${this.ingestDir}/${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   }
 
   /** Writes content to the pool, verifying size and digest; no-op if the blob is already there. */
@@ -262,6 +265,11 @@ export class BlobPool {
   /** Marks a stored blob as in use by this process (prune spares it until the store is closed). */
   async hold(digest: string): Promise<void> {
     (await this.lease()).add(digest);
+  }
+
+  /** hold() for many blobs in one write (a pull's, before it fetches them). */
+  async holdAll(digests: Iterable<string>): Promise<void> {
+    (await this.lease()).addAll(digests);
   }
 
   /** Rehashes a stored blob; throws CORRUPT naming the digest when it differs; records it when right. */

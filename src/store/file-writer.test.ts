@@ -41,3 +41,23 @@ test('placeNewFile: an existing temp name is EEXIST (never written through); a f
   await assert.rejects(placeNewFile(join(dir, 'tmp2'), join(dir, 'f', 'under-a-file'), Buffer.from('x'), 0o444), (e: NodeJS.ErrnoException) => typeof e.code === 'string');
   assert.equal(existsSync(join(dir, 'tmp2')), false);
 });
+
+test('placeNewFile: files asked for together go to the worker together; one that fails fails alone', async (t) => {
+  const dir = await tempDir(t);
+  // Past the files made on this thread, so these go to the worker, in one turn of the event loop.
+  await Promise.all(Array.from({ length: 20 }, (_, i) => placeNewFile(join(dir, `w${i}`), join(dir, `wb${i}`), Buffer.from(`warm ${i}`), 0o444)));
+  writeFileSync(join(dir, 't7'), 'taken');
+  const results = await Promise.allSettled(Array.from({ length: 15 }, (_, i) => placeNewFile(join(dir, `t${i}`), join(dir, `b${i}`), Buffer.from(`blob ${i}`), 0o444)));
+  results.forEach((r, i) => {
+    if (i === 7) {
+      assert.equal(r.status, 'rejected');
+      assert.equal((r as PromiseRejectedResult).reason.code, 'EEXIST');
+      assert.equal(readFileSync(join(dir, 't7'), 'utf8'), 'taken');
+      assert.equal(existsSync(join(dir, 'b7')), false);
+    } else {
+      assert.equal(r.status, 'fulfilled');
+      assert.equal(readFileSync(join(dir, `b${i}`), 'utf8'), `blob ${i}`);
+      assert.equal(identityOf((r as PromiseFulfilledResult<Parameters<typeof identityOf>[0]>).value), identityOf(statSync(join(dir, `b${i}`), { bigint: true })));
+    }
+  });
+});

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { checkDigest, Digester, parseDigest, type Expected } from '../oci/digest.js';
 import type { ByteSource } from '../content/storage.js';
+import { WholeBody } from '../content/whole-body.js';
 
 /** Blobs up to this size are verified in memory and written with one call. */
 export const SMALL_BLOB_BYTES = 1024 * 1024;
@@ -13,6 +14,7 @@ export const SMALL_BLOB_BYTES = 1024 * 1024;
 /** All of content (at most expected.size bytes, or SIZE_MISMATCH at once), verified. */
 export async function gatherVerified(expected: Expected, content: ByteSource, signal?: AbortSignal): Promise<Buffer> {
   const d = new Digester(parseDigest(expected.digest).algorithm);
+  if (content instanceof WholeBody) content = content.bytes; // nothing to release: it holds no resource
   if (content instanceof Uint8Array) {
     d.update(content);
     const err = checkDigest(expected, d);

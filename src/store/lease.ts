@@ -12,16 +12,28 @@ import { isProcessAlive } from './lock.js';
 export class Lease {
   private closed = false;
   private fd: number | undefined;
+  /** Digests in the file: each is written once. */
+  private readonly held = new Set<string>();
   constructor(readonly path: string) {}
 
-  /**
-   * Records a digest as in use; synchronous so that it is in the file before the caller's rename.
-   * The file stays open (O_APPEND): one write per blob, not an open, write and close.
-   */
+  /** Records a digest as in use (see addAll). */
   add(digest: string): void {
+    this.addAll([digest]);
+  }
+
+  /**
+   * Records digests as in use, those not held yet, in one write; synchronous so that they are in
+   * the file before the caller's rename. The file stays open (O_APPEND): not an open, write and
+   * close per call. A pull holds all of a manifest's blobs at once, before fetching them.
+   */
+  addAll(digests: Iterable<string>): void {
     if (this.closed) throw new Error(`lease ${this.path} is closed`);
+    const fresh = [...new Set(digests)].filter((d) => !this.held.has(d));
+    if (fresh.length === 0) return;
     this.fd ??= openSync(this.path, 'a', 0o644);
-    writeSync(this.fd, `${digest}\n`);
+    const text = Buffer.from(fresh.join('\n') + '\n');
+    for (let n = 0; n < text.length; ) n += writeSync(this.fd, text, n);
+    for (const d of fresh) this.held.add(d);
   }
 
   close(): void {

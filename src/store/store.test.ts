@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat, writeFile, chmod } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { LocalStore } from './store.js';
@@ -183,4 +184,48 @@ test('prune reports every byte it frees: abandoned partial downloads and dead te
   assert.deepEqual({ ...r, removed: r.removed.length }, { ...dry, removed: 3 });
   await assert.rejects(statFile(partial));
   assert.deepEqual(await readdir(join(root, 'ingest')), ['partial']);
+});
+
+test('a copy into the store holds every blob of the manifest in its lease (one write) before it fetches the first', async (t) => {
+  const { copyGraph } = await import('../graph/copy.js');
+  const src = await LocalStore.open(await tempDir(t));
+  const root = await tempDir(t);
+  const dst = await LocalStore.open(root);
+  t.after(() => (src.close(), dst.close()));
+  const model = await putModel(src, ['layer one', 'layer two', 'layer three']);
+  let leasedAtFirstFetch: string[] | undefined;
+  await copyGraph(src, dst, model.manifest, {
+    verb: 'downloading',
+    onEvent: (ev) => {
+      if (ev.state !== 'downloading' || leasedAtFirstFetch) return;
+      const dir = join(root, 'leases');
+      leasedAtFirstFetch = readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
+    },
+  });
+  const children = [model.config, ...model.layers].map((d) => d.digest);
+  assert.deepEqual([...(leasedAtFirstFetch ?? [])].sort(), [...children].sort(), 'each blob once, all before the first transfer');
+  // A second copy of the same blobs (already held) adds no line.
+  await copyGraph(src, dst, model.manifest, { revisitExistingRoot: true });
+  const dir = join(root, 'leases');
+  assert.equal(readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean)).length, children.length);
+  // And a concurrent prune spares them, untagged as they are.
+  const other = await LocalStore.open(root);
+  t.after(() => other.close());
+  assert.equal((await prune(other)).removed.length, 0);
+});
+
+test('pushFrom with `checked` (the caller just found the blob missing) writes it without asking again; without, a stored blob is skipped', async (t) => {
+  const store = await LocalStore.open(await tempDir(t));
+  t.after(() => store.close());
+  const bytes = Buffer.from('fetched once');
+  const d = blob(bytes);
+  let opened = 0;
+  const open = async () => (opened++, Readable.from([bytes]));
+  await store.pushFrom(d, open, { checked: true });
+  assert.deepEqual(await readFile(store.blobs.path(d.digest)), bytes);
+  await store.pushFrom(d, open);
+  assert.equal(opened, 1, 'stored: not fetched again');
+  await store.pushFrom(d, open, { checked: true });
+  assert.equal(opened, 2, 'told it was missing: fetched, and stored again harmlessly');
+  assert.deepEqual(await readFile(store.blobs.path(d.digest)), bytes);
 });

@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PackError } from '../errors.js';
-import type { ByteSource, CallOptions, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
+import type { ByteSource, CallOptions, Holder, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
 import { ingestResumable, ingestWhole } from './partial.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
@@ -34,7 +34,7 @@ export interface StoreEntry {
   descriptor: Descriptor;
 }
 
-export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePusher {
+export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePusher, Holder {
   readonly blobs: BlobPool;
   private lease: Lease | undefined;
 
@@ -75,7 +75,7 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
 
   /** Downloads into a partial file that a later run resumes; verified before it becomes visible. */
   async pushFrom(expected: Descriptor, open: OpenAt, opts?: PushOptions): Promise<void> {
-    if (await this.blobs.exists(expected)) {
+    if (!opts?.checked && (await this.blobs.exists(expected))) {
       await this.blobs.hold(expected.digest);
       return;
     }
@@ -102,6 +102,11 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
 
   push(expected: Descriptor, content: ByteSource, opts?: CallOptions): Promise<void> {
     return this.blobs.push(expected, content, opts);
+  }
+
+  /** Puts the blobs in this process's lease at once: a pull calls it before fetching a manifest's blobs. */
+  holdAll(descs: readonly Descriptor[]): Promise<void> {
+    return this.blobs.holdAll(descs.map((d) => d.digest));
   }
 
   /** Reads and validates a manifest or index blob. */

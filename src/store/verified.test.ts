@@ -142,8 +142,10 @@ test('the verified log: whole lines only, appends of others seen on a miss, a bl
   t.after(() => (a.close(), b.close()));
   const d = (i: number) => `sha256:${String(i).padStart(64, '0')}`;
   a.record(d(1), s);
-  assert.equal(await b.get(d(1)), identityOf(s), "another process's record");
+  await new Promise((r) => setImmediate(r));
+  assert.equal(await b.get(d(1)), identityOf(s), "another process's record, in the log by the end of the turn of the loop");
   a.record(d(2), s);
+  a.flush();
   assert.equal(await b.get(d(2)), identityOf(s), 'appended after b read the log: found on the miss');
   await appendFile(file, `${d(3)} 1:2:3`); // a line still being written
   assert.equal(await b.get(d(3)), undefined);
