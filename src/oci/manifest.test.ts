@@ -42,3 +42,16 @@ test('parseManifest refuses malformed documents', () => {
   assert.throws(() => parseManifest(Buffer.alloc(4 * 1024 * 1024 + 1, 32)), (e: unknown) => hasErrorCode(e, 'SIZE_EXCEEDS_LIMIT'));
   assert.throws(() => parseManifest(canonicalJsonBytes(good), OCI_INDEX), (e: unknown) => hasErrorCode(e, 'INVALID_MANIFEST'));
 });
+
+test('parseManifest answers the same bytes object with the same parse; other bytes, or another media type, are parsed anew', () => {
+  const m = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: blob('{}'), layers: [blob('a')] };
+  const bytes = canonicalJsonBytes(m);
+  const first = parseManifest(bytes, OCI_MANIFEST, 'm');
+  assert.equal(parseManifest(bytes, OCI_MANIFEST, 'm'), first, 'the same object');
+  const copy = Buffer.from(bytes);
+  assert.notEqual(parseManifest(copy, OCI_MANIFEST, 'm'), first);
+  assert.deepEqual(parseManifest(copy, OCI_MANIFEST, 'm'), first);
+  // Given another media type, the same bytes are checked against it, not answered from before.
+  assert.throws(() => parseManifest(bytes, OCI_INDEX, 'm'), (e) => hasErrorCode(e, 'INVALID_MANIFEST'));
+  assert.equal(parseManifest(bytes, OCI_MANIFEST, 'm'), first);
+});

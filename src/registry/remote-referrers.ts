@@ -77,7 +77,7 @@ export async function addToFallbackIndex(ctx: RepoContext, desc: Descriptor, doc
   const artifactType = doc.artifactType ?? ('config' in doc ? doc.config.mediaType : undefined);
   if (artifactType) entry.artifactType = artifactType;
   if (doc.annotations) entry.annotations = doc.annotations;
-  index.manifests.push(entry);
-  const bytes = Buffer.from(JSON.stringify(index));
+  const next: Index = { ...index, manifests: [...index.manifests, entry] }; // a parse's answer is shared: not changed
+  const bytes = Buffer.from(JSON.stringify(next));
   await putManifest(ctx, { mediaType: OCI_INDEX, digest: digestBytes(bytes), size: bytes.length }, bytes, referrersTag(doc.subject.digest), signal);
 }

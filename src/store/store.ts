@@ -10,8 +10,9 @@ import { PackError } from '../errors.js';
 import type { ByteSource, CallOptions, Holder, OpenAt, PushOptions, RangeFetcher, ResumablePusher, Target, Untagger } from '../content/storage.js';
 import { ingestResumable, ingestWhole } from './partial.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { MAX_MANIFEST_BYTES, childDescriptors, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { MAX_MANIFEST_BYTES, childDescriptors, isManifestLike, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { ANNOTATION_REF_NAME, isManifestMediaType } from '../oci/media-types.js';
+import { digestBytes, parseDigest } from '../oci/digest.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import { BlobPool } from './blobs.js';
 import { entriesOf, findManifest, isBareDigest, strip, tagName } from './find-manifest.js';
@@ -37,6 +38,8 @@ export interface StoreEntry {
 export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePusher, Holder {
   readonly blobs: BlobPool;
   private lease: Lease | undefined;
+  /** The last 4 manifests pushed, by digest: their verified bytes (for the tag that follows). */
+  private readonly recentManifests = new Map<string, Buffer>();
 
   private constructor(
     readonly root: string,
@@ -100,8 +103,15 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
     return true;
   }
 
-  push(expected: Descriptor, content: ByteSource, opts?: CallOptions): Promise<void> {
-    return this.blobs.push(expected, content, opts);
+  async push(expected: Descriptor, content: ByteSource, opts?: CallOptions): Promise<void> {
+    await this.blobs.push(expected, content, opts);
+    // A manifest is read back at once to tag it: its bytes are kept (checked against the digest).
+    if (isManifestLike(expected.mediaType) && content instanceof Uint8Array && content.byteLength <= MAX_MANIFEST_BYTES) {
+      if (digestBytes(content, parseDigest(expected.digest).algorithm) !== expected.digest) return;
+      // The same object: its parse is remembered by it (see parseManifest).
+      this.recentManifests.set(expected.digest, Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength));
+      if (this.recentManifests.size > 4) this.recentManifests.delete(this.recentManifests.keys().next().value!);
+    }
   }
 
   /** Puts the blobs in this process's lease at once: a pull calls it before fetching a manifest's blobs. */
@@ -109,9 +119,12 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
     return this.blobs.holdAll(descs.map((d) => d.digest));
   }
 
-  /** Reads and validates a manifest or index blob. */
+  /**
+   * Reads and validates a manifest or index blob. One this store was just given (`push`) is not
+   * read back: its bytes, and their parse, are reused (a changed file is still caught by `state`).
+   */
   async readManifest(desc: Descriptor): Promise<ParsedManifest> {
-    const bytes = await this.blobs.read(desc, MAX_MANIFEST_BYTES);
+    const bytes = this.recentManifests.get(desc.digest) ?? (await this.blobs.read(desc, MAX_MANIFEST_BYTES));
     return parseManifest(bytes, desc.mediaType, desc.digest);
   }
 

@@ -161,3 +161,24 @@ test('the verified log: whole lines only, appends of others seen on a miss, a bl
   assert.equal(await c.get(d(1)), '9:9:9:9:9');
   assert.equal((await readFile(file, 'utf8')).split('\n').length - 1, 3, 'one line per digest');
 });
+
+test('tag reuses the bytes of a manifest just pushed, yet a manifest file changed since is refused, and bytes not matching the digest are never kept', async (t) => {
+  const { canonicalJsonBytes } = await import('../oci/canonical-json.js');
+  const { OCI_MANIFEST } = await import('../oci/media-types.js');
+  const { hasErrorCode } = await import('../errors.js');
+  const store = await LocalStore.open(await tempDir(t));
+  t.after(() => store.close());
+  const cfg = Buffer.from('{}');
+  await store.push(blob(cfg), cfg);
+  const m = canonicalJsonBytes({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: blob(cfg), layers: [] });
+  const md = { mediaType: OCI_MANIFEST, digest: digestBytes(m), size: m.length };
+  await store.push(md, m);
+  await store.tag(md, 'm:1');
+  // Pushed again (already stored: the content is not read) with other bytes: they are not kept.
+  const other = canonicalJsonBytes({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: blob(cfg), layers: [], annotations: { not: 'these bytes' } });
+  await store.push(md, other);
+  const read = await store.readManifest(md);
+  assert.equal(read.kind === 'manifest' && read.manifest.annotations, undefined, 'the stored manifest, not the bytes given');
+  await flipByte(store.blobs.path(md.digest), 5);
+  await assert.rejects(store.tag(md, 'm:2'), (e: unknown) => hasErrorCode(e, 'CORRUPT') && (e as Error).message.includes(md.digest));
+});
