@@ -4,9 +4,9 @@
  * (a 40 GB blob may take an hour; a connection silent for `stallMs` is dead), TLS options.
  */
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { isRecyclingStream } from '../content/storage.js';
 import { PackError } from '../errors.js';
@@ -57,29 +57,43 @@ export function isLoopbackHost(host: string): boolean {
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
+/**
+ * node:https and node:tls, loaded on the first HTTPS request: a plain-HTTP registry (mpk serve, a
+ * local one) never needs them, and importing them took ~9 ms of start-up here. `require` of a
+ * builtin, unlike an ESM import of it, does not read every export (tls's root store among them).
+ */
+const requireBuiltin = createRequire(import.meta.url);
+let tlsModules: { https: typeof https; tls: typeof import('node:tls') } | undefined;
+const tlsModulesOnce = () => (tlsModules ??= { https: requireBuiltin('node:https'), tls: requireBuiltin('node:tls') });
+
 export class Transport {
   readonly stallMs: number;
+  private readonly maxSockets: number;
   private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private httpsAgentMade: https.Agent | undefined;
+  private readonly ca: Buffer | undefined;
   constructor(readonly opts: TransportOptions = {}) {
     this.stallMs = opts.stallMs && opts.stallMs > 0 ? opts.stallMs : DEFAULT_STALL_MS;
-    const maxSockets = opts.maxSockets ?? 16;
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
-    let ca: Buffer | undefined;
+    this.maxSockets = opts.maxSockets ?? 16;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: this.maxSockets, scheduling: 'lifo' });
     if (opts.caFile) {
       try {
-        ca = readFileSync(opts.caFile);
+        this.ca = readFileSync(opts.caFile);
       } catch (e) {
         throw new PackError('IO', `${opts.caFile}: cannot read the CA file (${(e as Error).message})`, { hint: 'give a PEM file with --ca-file' });
       }
     }
-    this.httpsAgent = new https.Agent({
+  }
+
+  private get httpsAgent(): https.Agent {
+    const { https, tls } = tlsModulesOnce();
+    return (this.httpsAgentMade ??= new https.Agent({
       keepAlive: true,
-      maxSockets,
+      maxSockets: this.maxSockets,
       scheduling: 'lifo',
-      rejectUnauthorized: !opts.insecure,
-      ...(ca ? { ca: [...rootCertificates, ca.toString()] } : {}), // added to the system's trust, not instead of it
-    });
+      rejectUnauthorized: !this.opts.insecure,
+      ...(this.ca ? { ca: [...tls.rootCertificates, this.ca.toString()] } : {}), // added to the system's trust, not instead of it
+    }));
   }
 
   /** The base URL of a registry host. */
@@ -95,7 +109,7 @@ export class Transport {
       return Promise.reject(new PackError('REGISTRY', `${req.method} ${shortUrl(req.url)}: not an http(s) URL; refused`, { hint: 'the registry or its configuration points at a non-HTTP address' }));
     }
     const isHttps = req.url.protocol === 'https:';
-    const mod = isHttps ? https : http;
+    const mod = isHttps ? tlsModulesOnce().https : http;
     const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     else if (req.body === undefined && (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH')) headers['content-length'] ??= '0';
@@ -111,7 +125,7 @@ export class Transport {
       const r = mod.request(
         req.url,
         { method: req.method, headers, agent: isHttps ? this.httpsAgent : this.httpAgent, signal: req.signal },
-        (res) => {
+        (res: http.IncomingMessage) => {
           settled = true;
           response = res;
           if (DEBUG) process.stderr.write(`mpk: http ${req.method} ${req.url.pathname}${req.url.search ? '?…' : ''} → ${res.statusCode}\n`);
@@ -148,7 +162,7 @@ export class Transport {
 
   close(): void {
     this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.httpsAgentMade?.destroy();
   }
 }
 

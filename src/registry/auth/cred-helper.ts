@@ -5,12 +5,17 @@
  * `store` takes and `get` answers {"ServerURL","Username","Secret"}; a Username of "<token>" means
  * the Secret is an identity token. A missing entry is reported as "credentials not found ...".
  */
-import { spawn } from 'node:child_process';
+import type { spawn as spawnType } from 'node:child_process';
 import { constants } from 'node:fs';
+import { createRequire } from 'node:module';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { PackError } from '../../errors.js';
 import type { Credential } from './credentials.js';
+
+/** node:child_process, loaded when a helper first runs (most pulls run none: ~1.5 ms of start-up). */
+const requireBuiltin = createRequire(import.meta.url);
+const spawn = (): typeof spawnType => (requireBuiltin('node:child_process') as { spawn: typeof spawnType }).spawn;
 
 export const HELPER_TIMEOUT_MS = 30_000;
 const MAX_OUTPUT = 1 << 20;
@@ -79,7 +84,7 @@ export async function runHelper(h: HelperCall, action: 'get' | 'store' | 'erase'
   if (!program) throw missing(h);
   const timeoutMs = h.timeoutMs ?? HELPER_TIMEOUT_MS;
   return new Promise<HelperRun>((resolve, reject) => {
-    const child = spawn(program, [action], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    const child = spawn()(program, [action], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'], shell: false });
     let stdout = '';
     let stderr = '';
     let settled = false;
