@@ -12,7 +12,7 @@ import { hasErrorCode } from '../errors.js';
 import { buildModel } from '../build/build-model.js';
 import { pullModel, pushModel } from '../transfer/transfer.js';
 import { LocalStore } from '../store/store.js';
-import { requirePeer, runCommand } from '../test-support/peers.js';
+import { requirePeer, runCommand, selfSignedCert } from '../test-support/peers.js';
 import { OCI_MANIFEST, putBlob, putImage, request, specError, startTestServer } from '../test-support/serve.js';
 import { makeModelDir, tempDir } from '../test-support/tmp.js';
 import { PasswordChecker } from './access.js';
@@ -166,11 +166,7 @@ test("mpk's client against token mode: alice pushes, bob pulls, bob's push is re
 
 test('TLS with --tls-cert/--tls-key: https answers with the certificate; plain http does not', async (t) => {
   if (!requirePeer(t, 'openssl')) return;
-  const dir = await tempDir(t);
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  const r = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
-  assert.equal(r.code, 0, r.stderr);
+  const { key, cert } = await selfSignedCert(await tempDir(t));
   const s = await startTestServer(t, { tlsCert: cert, tlsKey: key });
   assert.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   const ca = await readFile(cert);

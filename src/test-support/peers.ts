@@ -43,3 +43,15 @@ const BIN = new URL('./mpk-bin.ts', import.meta.url).pathname;
 export function mpkProcess(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<Ran> {
   return runCommand(process.execPath, ['--import', 'tsx', BIN, ...args], { env: { ...process.env, ...env }, ...(cwd ? { cwd } : {}) });
 }
+
+/**
+ * A self-signed certificate for 127.0.0.1 (EC P-256, one day) made by openssl in dir: the files
+ * `key.pem` and `cert.pem`. The caller checks `requirePeer(t, 'openssl')` first.
+ */
+export async function selfSignedCert(dir: string): Promise<{ key: string; cert: string }> {
+  const key = `${dir}/key.pem`;
+  const cert = `${dir}/cert.pem`;
+  const r = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  if (r.code !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { key, cert };
+}

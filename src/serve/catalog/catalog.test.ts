@@ -11,7 +11,7 @@ import test from 'node:test';
 import bcrypt from 'bcryptjs';
 import { HOSTILE_README, pushTestIndex, pushTestModel } from '../../test-support/catalog-models.js';
 import { OCI_MANIFEST, putBlob, request, startTestServer, type Res } from '../../test-support/serve.js';
-import { requirePeer, runCommand } from '../../test-support/peers.js';
+import { requirePeer, selfSignedCert } from '../../test-support/peers.js';
 import { tempDir } from '../../test-support/tmp.js';
 
 const GGUF = { 'general.architecture': 'llama', 'general.name': 'Tiny', 'general.license': 'mit', 'llama.context_length': 4096, 'llama.block_count': 2 };
@@ -266,9 +266,8 @@ test('with basic auth, anonymous viewers see nothing; an open registry needs no 
 test('under TLS the session cookie is Secure', async (t) => {
   if (!requirePeer(t, 'openssl')) return;
   const dir = await tempDir(t);
-  const [key, cert, file] = [join(dir, 'key.pem'), join(dir, 'cert.pem'), join(dir, 'htpasswd')];
-  const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
-  assert.equal(made.code, 0, made.stderr);
+  const { key, cert } = await selfSignedCert(dir);
+  const file = join(dir, 'htpasswd');
   await writeFile(file, `carol:${bcrypt.hashSync('carol-pw', 4)}\n`);
   const s = await startTestServer(t, { htpasswd: file, tlsCert: cert, tlsKey: key });
   assert.match(s.url, /^https:/);
