@@ -194,15 +194,19 @@ export class BlobPool {
     return `${this.ingestDir}/${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   }
 
-  /** Writes content to the pool, verifying size and digest; no-op if the blob is already there. */
-  async push(expected: Expected, content: ByteSource, opts: CallOptions = {}): Promise<void> {
+  /**
+   * Writes content to the pool, verifying size and digest; no-op if the blob is already there.
+   * True when the content given was verified and written, false when it was let go unread.
+   */
+  async push(expected: Expected, content: ByteSource, opts: CallOptions = {}): Promise<boolean> {
     parseDigest(expected.digest);
     if (await this.exists(expected)) {
       await this.hold(expected.digest); // in use by this writer from now on
       await drain(content);
-      return;
+      return false;
     }
     await this.ingest(expected, content, opts);
+    return true;
   }
 
   /**

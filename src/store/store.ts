@@ -104,10 +104,11 @@ export class LocalStore implements Target, Untagger, RangeFetcher, ResumablePush
   }
 
   async push(expected: Descriptor, content: ByteSource, opts?: CallOptions): Promise<void> {
-    await this.blobs.push(expected, content, opts);
-    // A manifest is read back at once to tag it: its bytes are kept (checked against the digest).
+    const verified = await this.blobs.push(expected, content, opts);
+    // A manifest is read back at once to tag it: its bytes are kept, once known to be the digest's
+    // (verified as they were stored, or checked here when the blob was there already).
     if (isManifestLike(expected.mediaType) && content instanceof Uint8Array && content.byteLength <= MAX_MANIFEST_BYTES) {
-      if (digestBytes(content, parseDigest(expected.digest).algorithm) !== expected.digest) return;
+      if (!verified && digestBytes(content, parseDigest(expected.digest).algorithm) !== expected.digest) return;
       // The same object: its parse is remembered by it (see parseManifest).
       this.recentManifests.set(expected.digest, Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength));
       if (this.recentManifests.size > 4) this.recentManifests.delete(this.recentManifests.keys().next().value!);
