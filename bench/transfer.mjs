@@ -239,6 +239,12 @@ async function uploadFloor(reg, repo, blobs) {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+/** Every run's times (not the RSS), to stderr: the medians printed after them hide the spread. */
+function printRuns(res) {
+  const times = Object.entries(res).filter(([k, v]) => v.length && !k.endsWith('Rss'));
+  process.stderr.write(`every run (ms): ${JSON.stringify(Object.fromEntries(times.map(([k, v]) => [k, v.map(Math.round)])))}\n`);
+}
+
 const speed = (baseline, ms) => (baseline / ms).toFixed(2);
 const rate = (mibs, ms) => `${((mibs * 1000) / ms).toFixed(0)} MiB/s`;
 
@@ -279,7 +285,7 @@ async function bigModel(sizeMib) {
       process.stderr.write(`${kind} ${sizeMib} MiB: run ${r + 1}/${RUNS} done\n`);
     }
     const md = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v)]));
-    process.stderr.write(`every run (ms): ${JSON.stringify(Object.fromEntries(Object.entries(res).filter(([k]) => !k.endsWith('Rss')).map(([k, v]) => [k, v.map(Math.round)])))}\n`);
+    printRuns(res);
     console.log(`\n== ${sizeMib} MiB model (2 shards + 3 small files) on ${kind === 'docker' ? 'docker-registry 2.8' : 'mpk serve'}, 127.0.0.1, medians of ${RUNS}`);
     console.log(`push: mpk ${fmt(md.mpkPush)} (${rate(sizeMib, md.mpkPush)}, RSS ${mib(md.mpkPushRss)})  skopeo ${fmt(md.skPush)}  curl upload floor ${fmt(md.upload)}`);
     console.log(`      mpk speed ${speed(md.skPush, md.mpkPush)}x skopeo (target >= 1.2), ${speed(md.upload, md.mpkPush)}x the upload floor (target >= 0.95)`);
@@ -325,7 +331,7 @@ async function smallModel() {
       process.stderr.write(`${kind} ${FILES} files: run ${r + 1}/${RUNS} done\n`);
     }
     const md = Object.fromEntries(Object.entries(res).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
-    process.stderr.write(`every run (ms): ${JSON.stringify(Object.fromEntries(Object.entries(res).filter(([k, v]) => v.length && !k.endsWith('Rss')).map(([k, v]) => [k, v.map(Math.round)])))}\n`);
+    printRuns(res);
     const per = (ms) => `${(ms / blobs.length).toFixed(2)} ms/blob`;
     console.log(`\n== ${blobs.length} blobs (${FILES} files: a blob each, or a tar per directory where mpk groups them) on ${kind === 'docker' ? 'docker-registry 2.8' : 'mpk serve'}, medians of ${RUNS}`);
     console.log(`push: mpk ${fmt(md.push)} = ${per(md.push)} (RSS ${mib(md.pushRss)}); curl upload floor ${fmt(md.upload)} = ${per(md.upload)} -> mpk takes ${(md.push / md.upload).toFixed(2)}x the floor's time (target <= 1.5)`);
